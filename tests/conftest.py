@@ -1,0 +1,19 @@
+"""Shared test fixtures: where the real data and the real weights live."""
+
+import os
+import pathlib
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# The shared, labelled set lives beside the checkout (never copied into the repo).
+SHARED_DATA_DIR = pathlib.Path(
+    os.environ.get("ARTCLF_SHARED_DATA", REPO_ROOT.parent / "shared" / "data" / "ancient_art"))
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> pathlib.Path:
+  if not (SHARED_DATA_DIR / "labels.csv").exists():
+    pytest.skip(f"shared data set not found at {SHARED_DATA_DIR} (set ARTCLF_SHARED_DATA)")
+  return SHARED_DATA_DIR
