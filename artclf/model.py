@@ -1,0 +1,252 @@
+"""The network: a Keras-compatible ResNet v1 trunk, a squeeze-and-excitation block, three heads.
+
+The trunk is built layer for layer as `keras.applications.ResNet50` builds it, so the
+Keras ImageNet weights load without any change (see `artclf.weights`):
+  * stem: zero-pad 3, 7x7 stride-2 'valid' conv, BN, ReLU, zero-pad 1, 3x3 stride-2 max-pool;
+  * bottleneck blocks with the stride in the first 1x1 conv (v1) and in the projection;
+  * every conv has a bias; BatchNorm uses eps 1e-3 and momentum 0.99.
+Depth (blocks per stage) and width (channels of the first stage) are configurable, so that
+tests can use a tiny trunk with the same code.
+
+On the trunk's last feature map sits an SE block, then global average pooling, optional
+dropout and one linear head per task (`artclf.labels.TASKS`). In `submodels` mode the
+model holds three independent trunk+SE+head networks, one per task, behind the same call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from artclf import labels
+
+# Keras' BatchNormalization defaults for ResNet50.
+BN_EPSILON = 1e-3
+BN_MOMENTUM = 0.99
+
+
+@dataclasses.dataclass(frozen=True)
+class TrunkSpec:
+  """Depth and width of a ResNet v1 trunk.
+
+  `stage_sizes` holds the number of bottleneck blocks of stages 2..5 (Keras numbering);
+  `width` is the bottleneck width of stage 2 (it doubles every stage, and block outputs
+  are 4x the bottleneck width).
+  """
+  stage_sizes: tuple[int, ...] = (3, 4, 6, 3)
+  width: int = 64
+
+  @property
+  def num_features(self) -> int:
+    return self.width * 2 ** (len(self.stage_sizes) - 1) * 4
+
+
+RESNET50 = TrunkSpec((3, 4, 6, 3), 64)
+# For tests: same topology, one block per stage, narrow.
+TINY = TrunkSpec((1, 1, 1, 1), 4)
+
+
+def trunk_spec(name: str) -> TrunkSpec:
+  """Looks up a named trunk ('resnet50', 'tiny') or parses 'resnet:3,4,6,3:64'."""
+  if name == "resnet50":
+    return RESNET50
+  if name == "tiny":
+    return TINY
+  if name.startswith("resnet:"):
+    _, sizes, width = name.split(":")
+    return TrunkSpec(tuple(int(s) for s in sizes.split(",")), int(width))
+  raise ValueError(f"unknown trunk {name!r}: use 'resnet50', 'tiny' or 'resnet:3,4,6,3:64'")
+
+
+def _conv(in_features, out_features, kernel, stride, padding, dtype, rngs):
+  return nnx.Conv(in_features, out_features, (kernel, kernel), (stride, stride),
+                  padding=padding, use_bias=True, dtype=dtype, rngs=rngs)
+
+
+def _batch_norm(features, dtype, rngs):
+  return nnx.BatchNorm(features, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, dtype=dtype,
+                       rngs=rngs)
+
+
+class Bottleneck(nnx.Module):
+  """ResNet v1 bottleneck: 1x1 (stride) -> 3x3 -> 1x1, plus identity or projection."""
+
+  def __init__(self, in_features: int, width: int, stride: int, *, dtype, rngs: nnx.Rngs):
+    out_features = 4 * width
+    self.conv_a = _conv(in_features, width, 1, stride, "VALID", dtype, rngs)
+    self.bn_a = _batch_norm(width, dtype, rngs)
+    self.conv_b = _conv(width, width, 3, 1, "SAME", dtype, rngs)
+    self.bn_b = _batch_norm(width, dtype, rngs)
+    self.conv_c = _conv(width, out_features, 1, 1, "VALID", dtype, rngs)
+    self.bn_c = _batch_norm(out_features, dtype, rngs)
+    if stride != 1 or in_features != out_features:
+      self.proj_conv = _conv(in_features, out_features, 1, stride, "VALID", dtype, rngs)
+      self.proj_bn = _batch_norm(out_features, dtype, rngs)
+    else:
+      self.proj_conv = self.proj_bn = None
+
+  def __call__(self, x, use_running_average: bool):
+    bn = dict(use_running_average=use_running_average)
+    y = nnx.relu(self.bn_a(self.conv_a(x), **bn))
+    y = nnx.relu(self.bn_b(self.conv_b(y), **bn))
+    y = self.bn_c(self.conv_c(y), **bn)
+    shortcut = x if self.proj_conv is None else self.proj_bn(self.proj_conv(x), **bn)
+    return nnx.relu(y + shortcut)
+
+
+class ResNetTrunk(nnx.Module):
+  """ResNet v1 feature extractor: image [B, H, W, 3] (caffe-normalised) -> [B, H/32, W/32, C]."""
+
+  def __init__(self, spec: TrunkSpec = RESNET50, *, dtype=None, rngs: nnx.Rngs):
+    self.spec = spec
+    stem_features = spec.width
+    self.stem_conv = _conv(3, stem_features, 7, 2, "VALID", dtype, rngs)
+    self.stem_bn = _batch_norm(stem_features, dtype, rngs)
+    stages = []
+    in_features = stem_features
+    for stage_index, num_blocks in enumerate(spec.stage_sizes):
+      width = spec.width * 2 ** stage_index
+      blocks = []
+      for block_index in range(num_blocks):
+        # Stage 2 keeps the resolution (the max-pool already halved it); later stages
+        # downsample in their first block.
+        stride = 2 if (block_index == 0 and stage_index > 0) else 1
+        blocks.append(Bottleneck(in_features, width, stride, dtype=dtype, rngs=rngs))
+        in_features = 4 * width
+      stages.append(nnx.List(blocks))
+    self.stages = nnx.List(stages)
+
+  def __call__(self, x, use_running_average: bool = True):
+    x = jnp.pad(x, ((0, 0), (3, 3), (3, 3), (0, 0)))
+    x = nnx.relu(self.stem_bn(self.stem_conv(x), use_running_average=use_running_average))
+    # Zero padding before the max-pool as in Keras; after a ReLU it equals -inf padding.
+    x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
+    for stage in self.stages:
+      for block in stage:
+        x = block(x, use_running_average)
+    return x
+
+
+class SqueezeExcite(nnx.Module):
+  """Squeeze-and-excitation: channel gates in (0, 1) from the globally pooled features."""
+
+  def __init__(self, features: int, ratio: int = 16, *, dtype=None, rngs: nnx.Rngs):
+    hidden = max(1, features // ratio)
+    self.reduce = nnx.Linear(features, hidden, dtype=dtype, rngs=rngs)
+    self.expand = nnx.Linear(hidden, features, dtype=dtype, rngs=rngs)
+
+  def gates(self, x):
+    squeezed = jnp.mean(x, axis=(1, 2))
+    return nnx.sigmoid(self.expand(nnx.relu(self.reduce(squeezed))))
+
+  def __call__(self, x):
+    return x * self.gates(x)[:, None, None, :].astype(x.dtype)
+
+
+class Heads(nnx.Module):
+  """The part above the trunk: SE block (optional), pooling, dropout, one linear head per task."""
+
+  def __init__(self, features: int, tasks: Sequence[str], *, use_se: bool, se_ratio: int,
+               dropout: float, dtype=None, rngs: nnx.Rngs):
+    self.tasks = tuple(tasks)
+    self.se = SqueezeExcite(features, se_ratio, dtype=dtype, rngs=rngs) if use_se else None
+    self.dropout = nnx.Dropout(dropout, rngs=rngs)
+    # Heads compute in f32: their logits feed the loss and calibration directly.
+    self.heads = nnx.Dict({
+        task: nnx.Linear(features, labels.num_classes(task), rngs=rngs) for task in self.tasks})
+
+  def __call__(self, feature_map, train: bool = False):
+    x = feature_map if self.se is None else self.se(feature_map)
+    pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+    pooled = self.dropout(pooled, deterministic=not train)
+    return {task: self.heads[task](pooled) for task in self.tasks}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """Everything that fixes the network's shape and numerics (a view of config.model)."""
+  trunk: str = "resnet50"
+  use_se: bool = True
+  se_ratio: int = 16
+  dropout: float = 0.0
+  submodels: bool = False
+  # Keep the trunk's BatchNorm on its moving statistics even while training: small
+  # fine-tuning batches give noisy batch statistics that would spoil the ImageNet ones.
+  freeze_bn_stats: bool = True
+  compute_dtype: str = "float32"  # 'bfloat16' on GPU/TPU; parameters stay float32.
+
+  @classmethod
+  def from_config(cls, model_config) -> "ModelSpec":
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in dict(model_config).items() if k in fields})
+
+
+class _TrunkAndHeads(nnx.Module):
+  """One trunk, one SE block and heads for `tasks`."""
+
+  def __init__(self, spec: ModelSpec, tasks: Sequence[str], rngs: nnx.Rngs):
+    dtype = None if spec.compute_dtype == "float32" else jnp.dtype(spec.compute_dtype)
+    trunk = trunk_spec(spec.trunk)
+    self.freeze_bn_stats = spec.freeze_bn_stats
+    self.trunk = ResNetTrunk(trunk, dtype=dtype, rngs=rngs)
+    self.head = Heads(trunk.num_features, tasks, use_se=spec.use_se, se_ratio=spec.se_ratio,
+                      dropout=spec.dropout, dtype=dtype, rngs=rngs)
+
+  def features(self, images, train: bool = False):
+    return self.trunk(images, use_running_average=self.freeze_bn_stats or not train)
+
+  def __call__(self, images, train: bool = False):
+    return self.head(self.features(images, train), train)
+
+
+class ArtClassifier(nnx.Module):
+  """Image [B, H, W, 3] (caffe-normalised) -> {task: logits [B, 3]} for culture, medium, period.
+
+  With `spec.submodels` the three tasks get three independent networks (the study's
+  design); otherwise one shared trunk branches into three heads.
+  """
+
+  def __init__(self, spec: ModelSpec = ModelSpec(), *, rngs: nnx.Rngs):
+    self.spec = spec
+    if spec.submodels:
+      self.nets = nnx.Dict({task: _TrunkAndHeads(spec, (task,), rngs) for task in labels.TASKS})
+    else:
+      self.nets = nnx.Dict({"shared": _TrunkAndHeads(spec, labels.TASKS, rngs)})
+
+  @property
+  def trunks(self) -> list[ResNetTrunk]:
+    return [net.trunk for net in self.nets.values()]
+
+  def features(self, images, train: bool = False) -> dict[str, jax.Array]:
+    """Trunk feature maps, keyed like `self.nets` ('shared' or one per task)."""
+    return {name: net.features(images, train) for name, net in self.nets.items()}
+
+  def heads_from_features(self, features: dict[str, jax.Array], train: bool = False):
+    """Logits from precomputed trunk features (the frozen-trunk fast path)."""
+    logits = {}
+    for name, net in self.nets.items():
+      logits.update(net.head(features[name], train))
+    return logits
+
+  def __call__(self, images, train: bool = False) -> dict[str, jax.Array]:
+    logits = {}
+    for net in self.nets.values():
+      logits.update(net(images, train))
+    return logits
+
+
+class ImageNetClassifier(nnx.Module):
+  """The trunk with Keras' original fc1000 head (softmax over ImageNet classes)."""
+
+  def __init__(self, spec: TrunkSpec = RESNET50, *, rngs: nnx.Rngs):
+    self.trunk = ResNetTrunk(spec, rngs=rngs)
+    self.fc1000 = nnx.Linear(spec.num_features, 1000, rngs=rngs)
+
+  def __call__(self, images):
+    pooled = jnp.mean(self.trunk(images, use_running_average=True), axis=(1, 2))
+    return self.fc1000(pooled)
