@@ -176,10 +176,10 @@ def import_keras_weights(target: model_lib.ImageNetClassifier,
                        f"({len(unused)} unused in all)")
   for name, variable in expected.items():
     value = np.asarray(tensors[name], dtype=np.float32)
-    if value.shape != variable.value.shape:
+    if value.shape != variable.get_value().shape:
       raise WeightsError(f"tensor {name} has shape {value.shape}, the model expects "
-                         f"{tuple(variable.value.shape)}")
-    variable.value = value
+                         f"{tuple(variable.get_value().shape)}")
+    variable.set_value(value)
 
 
 def _imagenet_checkpoint_path(directory: pathlib.Path) -> pathlib.Path:
