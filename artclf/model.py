@@ -120,15 +120,32 @@ class ResNetTrunk(nnx.Module):
       stages.append(nnx.List(blocks))
     self.stages = nnx.List(stages)
 
-  def __call__(self, x, use_running_average: bool = True):
+  @property
+  def num_stages(self) -> int:
+    """Stages in Keras' numbering conv1..conv5: the stem counts as the first."""
+    return len(self.spec.stage_sizes) + 1
+
+  def _stem(self, x, use_running_average: bool):
     x = jnp.pad(x, ((0, 0), (3, 3), (3, 3), (0, 0)))
     x = nnx.relu(self.stem_bn(self.stem_conv(x), use_running_average=use_running_average))
     # Zero padding before the max-pool as in Keras; after a ReLU it equals -inf padding.
     x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    x = nnx.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
-    for stage in self.stages:
-      for block in stage:
-        x = block(x, use_running_average)
+    return nnx.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
+
+  def __call__(self, x, use_running_average: bool = True, start_stage: int = 0,
+               end_stage: int | None = None):
+    """Runs stages [start_stage, end_stage): stage 0 is the stem, 1.. the residual stages.
+
+    With start_stage > 0, `x` is the output of stage start_stage - 1: this lets frozen
+    lower stages be computed once and cached (see `artclf.features`).
+    """
+    end_stage = self.num_stages if end_stage is None else end_stage
+    for stage_index in range(start_stage, end_stage):
+      if stage_index == 0:
+        x = self._stem(x, use_running_average)
+      else:
+        for block in self.stages[stage_index - 1]:
+          x = block(x, use_running_average)
     return x
 
 
@@ -155,15 +172,18 @@ class Heads(nnx.Module):
                dropout: float, dtype=None, rngs: nnx.Rngs):
     self.tasks = tuple(tasks)
     self.se = SqueezeExcite(features, se_ratio, dtype=dtype, rngs=rngs) if use_se else None
-    self.dropout = nnx.Dropout(dropout, rngs=rngs)
+    self.dropout = nnx.Dropout(dropout)
     # Heads compute in f32: their logits feed the loss and calibration directly.
     self.heads = nnx.Dict({
         task: nnx.Linear(features, labels.num_classes(task), rngs=rngs) for task in self.tasks})
 
-  def __call__(self, feature_map, train: bool = False):
+  def __call__(self, feature_map, train: bool = False, dropout_key=None):
     x = feature_map if self.se is None else self.se(feature_map)
     pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
-    pooled = self.dropout(pooled, deterministic=not train)
+    if train and self.dropout.rate > 0:
+      if dropout_key is None:
+        raise ValueError("training with dropout needs a dropout_key")
+      pooled = self.dropout(pooled, deterministic=False, rngs=dropout_key)
     return {task: self.heads[task](pooled) for task in self.tasks}
 
 
@@ -197,11 +217,15 @@ class _TrunkAndHeads(nnx.Module):
     self.head = Heads(trunk.num_features, tasks, use_se=spec.use_se, se_ratio=spec.se_ratio,
                       dropout=spec.dropout, dtype=dtype, rngs=rngs)
 
-  def features(self, images, train: bool = False):
-    return self.trunk(images, use_running_average=self.freeze_bn_stats or not train)
+  def features(self, images, train: bool = False, end_stage: int | None = None):
+    return self.trunk(images, self.freeze_bn_stats or not train, end_stage=end_stage)
 
-  def __call__(self, images, train: bool = False):
-    return self.head(self.features(images, train), train)
+  def forward_from(self, features, start_stage: int, train: bool = False, dropout_key=None):
+    x = self.trunk(features, self.freeze_bn_stats or not train, start_stage=start_stage)
+    return self.head(x, train, dropout_key)
+
+  def __call__(self, images, train: bool = False, dropout_key=None):
+    return self.forward_from(images, 0, train, dropout_key)
 
 
 class ArtClassifier(nnx.Module):
@@ -222,22 +246,29 @@ class ArtClassifier(nnx.Module):
   def trunks(self) -> list[ResNetTrunk]:
     return [net.trunk for net in self.nets.values()]
 
-  def features(self, images, train: bool = False) -> dict[str, jax.Array]:
-    """Trunk feature maps, keyed like `self.nets` ('shared' or one per task)."""
-    return {name: net.features(images, train) for name, net in self.nets.items()}
+  @property
+  def num_stages(self) -> int:
+    return self.trunks[0].num_stages
 
-  def heads_from_features(self, features: dict[str, jax.Array], train: bool = False):
-    """Logits from precomputed trunk features (the frozen-trunk fast path)."""
+  def features(self, images, train: bool = False, end_stage: int | None = None):
+    """Trunk outputs after stage `end_stage - 1` (all stages by default), keyed like
+    `self.nets` ('shared', or one per task in submodels mode)."""
+    return {name: net.features(images, train, end_stage) for name, net in self.nets.items()}
+
+  def forward_from(self, features: dict[str, jax.Array], start_stage: int, train: bool = False,
+                   dropout_key=None) -> dict[str, jax.Array]:
+    """Logits from cached trunk features: runs stages [start_stage, end) and the heads.
+
+    start_stage == num_stages runs the heads alone (the frozen-trunk fast path).
+    """
     logits = {}
     for name, net in self.nets.items():
-      logits.update(net.head(features[name], train))
+      key = None if dropout_key is None else jax.random.fold_in(dropout_key, len(logits))
+      logits.update(net.forward_from(features[name], start_stage, train, key))
     return logits
 
-  def __call__(self, images, train: bool = False) -> dict[str, jax.Array]:
-    logits = {}
-    for net in self.nets.values():
-      logits.update(net(images, train))
-    return logits
+  def __call__(self, images, train: bool = False, dropout_key=None) -> dict[str, jax.Array]:
+    return self.forward_from({name: images for name in self.nets}, 0, train, dropout_key)
 
 
 class ImageNetClassifier(nnx.Module):
