@@ -1,0 +1,53 @@
+"""The training loss: masked softmax cross-entropy per head, weighted over heads.
+
+An unknown label (`labels.UNKNOWN`) contributes nothing to its head: the head's loss is
+the (class-weighted) mean over the rows whose label is known, so a batch with unknown
+rows gives the same loss as the batch without them.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from artclf import labels
+
+
+def masked_cross_entropy(logits: jax.Array, targets: jax.Array,
+                         class_weights: jax.Array | None = None,
+                         label_smoothing: float = 0.0) -> jax.Array:
+  """Weighted mean softmax cross-entropy over the rows with a known target.
+
+  logits [B, C]; targets [B] int (UNKNOWN = -1); class_weights [C] or None. Rows are
+  weighted by their class's weight and the sum is divided by the sum of those weights
+  (as PyTorch's weighted cross-entropy does). A batch without known targets gives 0.
+  """
+  num_classes = logits.shape[-1]
+  known = targets != labels.UNKNOWN
+  safe_targets = jnp.where(known, targets, 0)
+  one_hot = jax.nn.one_hot(safe_targets, num_classes, dtype=jnp.float32)
+  if label_smoothing:
+    one_hot = optax.smooth_labels(one_hot, label_smoothing)
+  per_row = optax.softmax_cross_entropy(logits.astype(jnp.float32), one_hot)
+  row_weight = known.astype(jnp.float32)
+  if class_weights is not None:
+    row_weight = row_weight * jnp.asarray(class_weights, jnp.float32)[safe_targets]
+  return jnp.sum(per_row * row_weight) / jnp.maximum(jnp.sum(row_weight), 1e-12)
+
+
+def total_loss(logits: Mapping[str, jax.Array], batch: Mapping[str, jax.Array],
+               task_weights: Mapping[str, float],
+               class_weights: Mapping[str, jax.Array] | None = None,
+               label_smoothing: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """sum_task task_weight * head loss; returns (total, {'<task>_loss': ...})."""
+  per_task = {}
+  total = jnp.zeros((), jnp.float32)
+  for task in labels.TASKS:
+    weights = None if class_weights is None else class_weights[task]
+    loss = masked_cross_entropy(logits[task], batch[task], weights, label_smoothing)
+    per_task[f"{task}_loss"] = loss
+    total = total + task_weights[task] * loss
+  return total, per_task
