@@ -111,7 +111,8 @@ _GREEK = _words(r"greek", r"greece", r"hellenistic", r"attic", r"attica", r"athe
 # --- Culture rules for records without a culture (AIC) ---------------------------------
 
 _ROMAN_COIN = _words(r"denarius", r"denarii", r"aureus", r"aurei", r"sestertius",
-                     r"sestertii", r"dupondius", r"antoninianus", r"argenteus", r"quinarius", r"solidus", r"follis")
+                     r"sestertii", r"dupondius", r"antoninianus", r"argenteus", r"quinarius",
+                     r"solidus", r"follis")
 _GREEK_COIN = _words(r"tetradrachm", r"didrachm", r"drachm", r"drachma", r"obol",
                      r"stater", r"hemidrachm", r"decadrachm")
 _GREEK_WARE = re.compile(
