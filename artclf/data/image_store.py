@@ -96,7 +96,7 @@ def pixel_sha256(image: Image.Image) -> str:
 def difference_hash(image: Image.Image) -> str:
   """64-bit dHash (9x8 grey thumbnail, left/right comparisons) as 16 hex digits."""
   grey = image.convert("L").resize((9, 8), Image.Resampling.BILINEAR)
-  pixels = list(grey.getdata())
+  pixels = grey.tobytes()  # One byte per pixel, row by row.
   bits = 0
   for row in range(8):
     for col in range(8):

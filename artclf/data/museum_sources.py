@@ -93,7 +93,8 @@ def met_records(client: HttpClient, base_url: str, on_drop: DropFn, *,
 
   def fetch(object_id):
     try:
-      return client.get_json(f"{base_url}/objects/{urllib.parse.quote(str(object_id))}")
+      return client.get_json(
+          f"{base_url}/objects/{urllib.parse.quote(str(object_id), safe='')}")
     except HttpError as e:
       return e
 
