@@ -325,7 +325,7 @@ def test_build_all_sources(fake_server, tmp_path, capsys):
   for row in rows.values():
     assert (out / row["image"]).is_file()
   printed = capsys.readouterr().out
-  assert "| museum | listed | kept | dropped |" in printed
+  assert "| museum | records seen | kept | dropped |" in printed
   assert "| culture | train | val | test | total |" in printed
 
 

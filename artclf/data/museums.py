@@ -47,7 +47,6 @@ LABEL_COLUMNS = ("image", "object_id", "museum", "title", "object_name", "date_t
                  "license", "source_url")
 DROP_COLUMNS = ("object_id", "museum", "title", "reason")
 SOURCES = ("met", "cleveland", "aic")
-MUSEUM_OF_SOURCE = {"met": "met", "cleveland": "cle", "aic": "aic"}
 VAL_FRACTION = 0.15
 TEST_FRACTION = 0.15
 
@@ -145,7 +144,9 @@ class DropLog:
     self.rows: list[tuple[str, str, str, str]] = []
 
   def __call__(self, museum: str, object_id: str, title: str, reason: str) -> None:
-    logging.info("drop %s %s (%s): %s", museum, object_id, title[:60], reason)
+    # drops.csv holds them all; on the console only with --verbosity=1 (there are
+    # tens of thousands: most Met records are not public domain or have no image).
+    logging.debug("drop %s %s (%s): %s", museum, object_id, title[:60], reason)
     with self._lock:
       self.rows.append((object_id, museum, title, reason))
 
@@ -257,14 +258,14 @@ def label_row(row: Row) -> list:
           assign_split(r.object_id), r.license, r.source_url]
 
 
-def format_tables(rows: list[Row], drops: DropLog, listed: collections.Counter) -> str:
+def format_tables(rows: list[Row], drops: DropLog) -> str:
   """Counts per source and per label, and drop reasons, as Markdown tables."""
-  out = ["| museum | listed | kept | dropped |", "|---|---:|---:|---:|"]
+  out = ["| museum | records seen | kept | dropped |", "|---|---:|---:|---:|"]
   kept_by_museum = collections.Counter(r.record.museum for r in rows)
   dropped_by_museum = collections.Counter(m for _, m, _, _ in drops.rows)
-  for museum in sorted(set(listed) | set(kept_by_museum) | set(dropped_by_museum)):
-    out.append(f"| {museum} | {listed[museum]} | {kept_by_museum[museum]} | "
-               f"{dropped_by_museum[museum]} |")
+  for museum in sorted(set(kept_by_museum) | set(dropped_by_museum)):
+    kept, dropped = kept_by_museum[museum], dropped_by_museum[museum]
+    out.append(f"| {museum} | {kept + dropped} | {kept} | {dropped} |")
   for task in TASKS:
     out += ["", f"| {task} | train | val | test | total |", "|---|---:|---:|---:|---:|"]
     counts = collections.Counter(
@@ -336,7 +337,6 @@ def build(config: BuildConfig, progress_stream=sys.stderr) -> list[Row]:
   os.makedirs(out_dir, exist_ok=True)
   store = image_store_lib.ImageStore(out_dir, config.image_size, config.max_image_pixels)
   drops, progress = DropLog(), Progress(progress_stream)
-  listed = collections.Counter()
   failed_sources = []
   rows_by_source: dict[str, tuple[list[Row], HttpClient]] = {}
   for source in config.sources:
@@ -347,7 +347,6 @@ def build(config: BuildConfig, progress_stream=sys.stderr) -> list[Row]:
       logging.error("source %s failed while listing records: %s", source, e)
       failed_sources.append(source)
       continue
-    listed[MUSEUM_OF_SOURCE[source]] += len(records)
     progress.add(f"listed_{source}", len(records))
     rows = []
     for record in records:
@@ -378,7 +377,9 @@ def build(config: BuildConfig, progress_stream=sys.stderr) -> list[Row]:
                 _csv_bytes(LABEL_COLUMNS, [label_row(r) for r in kept]))
   drop_rows = sorted(drops.rows, key=lambda d: (d[1], _id_sort_key(d[0])))
   _atomic_write(os.path.join(out_dir, "drops.csv"), _csv_bytes(DROP_COLUMNS, drop_rows))
-  print(format_tables(kept, drops, listed))
+  print(format_tables(kept, drops))
+  print(f"\n{len(kept)} rows in {os.path.join(out_dir, 'labels.csv')}; every drop with its "
+        f"reason in {os.path.join(out_dir, 'drops.csv')}")
   if failed_sources:
     print(f"WARNING: sources that failed and are missing: {', '.join(failed_sources)}")
   return kept
