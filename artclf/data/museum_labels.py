@@ -304,7 +304,6 @@ _RELIEF_ON_BUILDING = _words(r"lintel", r"jamb", r"door ?jamb", r"false door", r
                              r"relief block", r"block from", r"wall block", r"chapel",
                              r"burial chamber", r"tomb wall", r"temple wall", r"niche",
                              r"door sill", r"architrave")
-_RELIEF = _words(r"relief", r"relief fragment")
 
 
 # Glass objects that are still figures (rare: cast glass heads and statuettes).
