@@ -1,0 +1,219 @@
+"""Downloaded museum images on disk: decode, check, resize, save atomically, remember.
+
+`ImageStore` owns `<out>/images/<museum>/<object_id>.jpg` and `<out>/manifest.jsonl`. Every
+download is decoded with Pillow (decompression bombs refused, truncated files refused),
+converted to RGB, shrunk so that its longer side is at most `image_size`, re-encoded as
+JPEG and written through a temporary file and `os.replace`, so that a killed run never
+leaves half an image. The manifest records, per object, the source URL, the sha256 of the
+JPEG file, the sha256 of the decoded pixels and a 64-bit difference hash; a later run
+skips an object whose file is there with the recorded sha256 and the same source URL.
+"""
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+import threading
+import warnings
+
+from PIL import Image, ImageOps
+
+MANIFEST = "manifest.jsonl"
+JPEG_QUALITY = 90
+
+
+class ImageError(Exception):
+  """A download that is not a usable picture (truncated, too large, not an image)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredImage:
+  object_id: str
+  museum: str
+  path: str            # Relative to the output folder, '/'-separated: images/met/MET_1.jpg.
+  source_url: str
+  file_sha256: str
+  pixel_sha256: str
+  dhash: str           # 16 hex digits.
+  width: int
+  height: int
+
+
+def safe_component(text: str, max_len: int = 100) -> str:
+  """A file-name-safe form of an API value: [A-Za-z0-9._-] only, no leading dots."""
+  safe = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).lstrip(".")
+  if not safe or len(safe) > max_len:
+    digest = hashlib.sha256(str(text).encode()).hexdigest()[:16]
+    safe = (safe[:max_len - 17] + "_" + digest) if safe else digest
+  return safe
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+  """Decoded RGB image; raises ImageError for bombs, truncated or undecodable data."""
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter("error", Image.DecompressionBombWarning)
+      image = Image.open(io.BytesIO(data))
+      width, height = image.size
+      if width * height > max_pixels:
+        raise ImageError(f"image of {width}x{height} pixels is over the {max_pixels} cap")
+      image.load()  # Truncated data raises here (LOAD_TRUNCATED_IMAGES stays False).
+  except ImageError:
+    raise
+  except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    raise ImageError(f"decompression bomb: {e}") from None
+  except Exception as e:  # Pillow raises many types (OSError, SyntaxError, ValueError...).
+    raise ImageError(f"not a decodable image: {type(e).__name__}: {e}") from None
+  image = ImageOps.exif_transpose(image)
+  if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    rgba = image.convert("RGBA")
+    background = Image.new("RGB", rgba.size, (255, 255, 255))
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background
+  return image.convert("RGB")
+
+
+def resize_longer_side(image: Image.Image, size: int) -> Image.Image:
+  """Shrinks (never enlarges) so that the longer side is at most `size`."""
+  width, height = image.size
+  scale = size / max(width, height)
+  if scale >= 1:
+    return image
+  new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+  return image.resize(new_size, Image.Resampling.LANCZOS)
+
+
+def pixel_sha256(image: Image.Image) -> str:
+  """Hash of the decoded pixels: equal for files that differ in bytes but not in pixels."""
+  digest = hashlib.sha256(f"{image.mode}{image.size}".encode())
+  digest.update(image.tobytes())
+  return digest.hexdigest()
+
+
+def difference_hash(image: Image.Image) -> str:
+  """64-bit dHash (9x8 grey thumbnail, left/right comparisons) as 16 hex digits."""
+  grey = image.convert("L").resize((9, 8), Image.Resampling.BILINEAR)
+  pixels = grey.tobytes()  # One byte per pixel, row by row.
+  bits = 0
+  for row in range(8):
+    for col in range(8):
+      bits = (bits << 1) | (pixels[row * 9 + col] > pixels[row * 9 + col + 1])
+  return f"{bits:016x}"
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+  directory = os.path.dirname(path)
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    try:
+      os.unlink(tmp)
+    except FileNotFoundError:
+      pass
+    raise
+
+
+def file_sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+class ImageStore:
+  """Images and manifest under one output folder (see module docstring). Thread-safe."""
+
+  def __init__(self, out_dir: str, image_size: int = 512,
+               max_pixels: int = 100_000_000):
+    self.out_dir = os.path.abspath(out_dir)
+    self.images_dir = os.path.join(self.out_dir, "images")
+    self.image_size = image_size
+    self.max_pixels = max_pixels
+    self._lock = threading.Lock()
+    self._entries: dict[str, StoredImage] = {}
+    os.makedirs(self.images_dir, exist_ok=True)
+    self._load_manifest()
+
+  # --- Paths ---------------------------------------------------------------------------
+
+  def relative_path(self, museum: str, object_id: str) -> str:
+    return f"images/{safe_component(museum)}/{safe_component(object_id)}.jpg"
+
+  def absolute_path(self, relative: str) -> str:
+    """Absolute path of a relative one; refuses anything that resolves outside images/."""
+    path = os.path.realpath(os.path.join(self.out_dir, relative))
+    root = os.path.realpath(self.images_dir)
+    if os.path.commonpath([path, root]) != root:
+      raise ValueError(f"path {relative!r} leaves the output folder")
+    return path
+
+  # --- Manifest ------------------------------------------------------------------------
+
+  def _load_manifest(self) -> None:
+    path = os.path.join(self.out_dir, MANIFEST)
+    if not os.path.exists(path):
+      return
+    with open(path, encoding="utf-8") as f:
+      for line in f:
+        try:
+          entry = StoredImage(**json.loads(line))
+        except (ValueError, TypeError):
+          continue  # A line cut short by a killed run.
+        self._entries[entry.object_id] = entry
+
+  def _append_manifest(self, entry: StoredImage) -> None:
+    with open(os.path.join(self.out_dir, MANIFEST), "a", encoding="utf-8") as f:
+      f.write(json.dumps(dataclasses.asdict(entry), sort_keys=True) + "\n")
+
+  def compact_manifest(self) -> None:
+    """Rewrites the manifest with one line per object (atomically)."""
+    with self._lock:
+      lines = [json.dumps(dataclasses.asdict(e), sort_keys=True)
+               for _, e in sorted(self._entries.items())]
+      _atomic_write(os.path.join(self.out_dir, MANIFEST),
+                    ("\n".join(lines) + "\n" if lines else "").encode())
+
+  # --- Images --------------------------------------------------------------------------
+
+  def verified(self, object_id: str, source_url: str) -> StoredImage | None:
+    """The stored image of an object if its file is intact and from the same URL."""
+    with self._lock:
+      entry = self._entries.get(object_id)
+    if entry is None or entry.source_url != source_url:
+      return None
+    try:
+      path = self.absolute_path(entry.path)
+      if not os.path.isfile(path) or file_sha256(path) != entry.file_sha256:
+        return None
+    except (OSError, ValueError):
+      return None
+    return entry
+
+  def save(self, museum: str, object_id: str, source_url: str, data: bytes) -> StoredImage:
+    """Decodes, checks, resizes and writes one download; raises ImageError if unusable."""
+    image = decode_image(data, self.max_pixels)
+    pixels_hash = pixel_sha256(image)  # Of the full decoded picture, before resizing.
+    image = resize_longer_side(image, self.image_size)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    jpeg = buffer.getvalue()
+    relative = self.relative_path(museum, object_id)
+    _atomic_write(self.absolute_path(relative), jpeg)
+    entry = StoredImage(
+        object_id=object_id, museum=museum, path=relative, source_url=source_url,
+        file_sha256=hashlib.sha256(jpeg).hexdigest(), pixel_sha256=pixels_hash,
+        dhash=difference_hash(image), width=image.size[0], height=image.size[1])
+    with self._lock:
+      self._entries[object_id] = entry
+      self._append_manifest(entry)
+    return entry
