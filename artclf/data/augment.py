@@ -1,0 +1,201 @@
+"""Per-example preprocessing: the evaluation view and the study's training augmentations.
+
+`preprocess_example` is the one function that turns encoded image bytes into
+network input; the grain pipeline maps it over the data, and other modules
+(e.g. caching features of K augmented views) can call it directly.
+
+Training view, all in one pass over the pixels:
+  1. decode (JPEGs with Pillow's draft mode when they are much larger than needed);
+  2. one affine `Image.transform` that does the random resized crop (zoom in
+     and out, aspect jitter, translation), the small rotation and the
+     horizontal flip together, resampling once; a box `reduce` first when the
+     crop shrinks the picture by 2x or more, against aliasing;
+  3. brightness and contrast jitter as one 256-entry lookup table (still uint8);
+  4. only then float32 and caffe normalisation (the pipeline does this per batch).
+Pixels that the crop or rotation brings in from outside the picture get
+`fill_rgb`, by default the ImageNet mean, which caffe normalisation maps to ~0.
+
+Evaluation view: decode, resize the shorter side to `resize_size`, centre-crop
+`image_size` (`artclf.preprocess.eval_transform`); no randomness at all.
+
+Randomness comes only from the generator passed in, which the pipeline derives
+from (seed, epoch, record index) with `example_rng`, so any view can be
+recomputed exactly, in any process, in any order.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+from PIL import Image, ImageStat
+
+from artclf import preprocess
+from artclf.data import images
+
+# ImageNet mean in RGB: zero after caffe normalisation.
+IMAGENET_MEAN_RGB = (124, 116, 104)
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+  """Image size and the training augmentations; each one can be switched off.
+
+  Evaluation uses only image_size and resize_size.
+  """
+  image_size: int = 224
+  # Evaluation: shorter side before the centre crop; None = image_size * 256 / 224.
+  resize_size: int | None = None
+  # Random resized crop. The crop window's area, as a fraction of the square on
+  # the picture's shorter side, is drawn uniformly from crop_area: below 1 zooms
+  # in, above 1 zooms out (the window then extends past the picture).
+  random_crop: bool = True
+  crop_area: tuple[float, float] = (0.35, 1.35)
+  # Aspect ratio (width / height) of the window, drawn log-uniformly.
+  crop_aspect: tuple[float, float] = (3 / 4, 4 / 3)
+  horizontal_flip: bool = True
+  # Rotation angle drawn uniformly from [-max_rotation_deg, max_rotation_deg].
+  max_rotation_deg: float = 10.0
+  # Brightness factor from [1 - brightness, 1 + brightness]; contrast likewise
+  # (blending with the view's mean grey). 0 switches each off.
+  brightness: float = 0.2
+  contrast: float = 0.2
+  fill_rgb: tuple[int, int, int] = IMAGENET_MEAN_RGB
+  # How the affine view is resampled: 'bilinear' (Pillow's BILINEAR affine), or
+  # 'supersample': nearest-neighbour at twice the output size, then a 2x2 box
+  # average (4 point samples per pixel). Pillow's bilinear affine has no SIMD
+  # path; supersampling is 2x faster here, antialiases shrinking crops better,
+  # and differs from bilinear by about 1 grey level on average.
+  resample: str = "supersample"
+  # Let the JPEG decoder downscale (by 1/2, 1/4, 1/8) pictures much larger
+  # than needed: to >= 2 x image_size in training, >= resize_size in evaluation.
+  jpeg_draft: bool = True
+
+  @property
+  def eval_resize_size(self) -> int:
+    return self.resize_size or round(self.image_size * 256 / 224)
+
+
+NO_AUGMENTATION = AugmentConfig(random_crop=False, horizontal_flip=False, max_rotation_deg=0.0,
+                                brightness=0.0, contrast=0.0)
+
+
+def example_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+  """The augmentation generator of one record in one epoch; a pure function of its inputs."""
+  return np.random.default_rng([seed, epoch, index])
+
+
+def preprocess_example(image_bytes: bytes, *, train: bool,
+                       config: AugmentConfig = AugmentConfig(),
+                       rng: np.random.Generator | None = None,
+                       seed: int = 0, epoch: int = 0, index: int = 0,
+                       normalize: bool = True) -> np.ndarray:
+  """Encoded image -> one view, [S, S, 3]: float32 caffe-normalised, or uint8 RGB if not normalize.
+
+  With train=True the view is augmented using `rng`, or when rng is None the
+  generator `example_rng(seed, epoch, index)`, which is what the pipeline uses:
+  `preprocess_example(b, train=True, seed=s, epoch=e, index=i)` is exactly the
+  image the pipeline produces for record i in epoch e. K different views of a
+  record for feature caching: epoch=0..K-1.
+
+  Raises:
+    images.ImageDecodeError: the bytes do not decode.
+  """
+  if train:
+    if rng is None:
+      rng = example_rng(seed, epoch, index)
+    view = train_view(image_bytes, config, rng)
+  else:
+    image = images.decode_image(
+        image_bytes, draft_size=config.eval_resize_size if config.jpeg_draft else None)
+    view = preprocess.eval_transform(image, config.image_size, config.eval_resize_size)
+  return preprocess.caffe_normalize(view) if normalize else view
+
+
+def train_view(image_bytes: bytes, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+  """The augmented uint8 RGB [S, S, 3] view of encoded image bytes."""
+  size = config.image_size
+  # Draft decoding only shrinks JPEGs whose both sides stay >= 2 x the output,
+  # so that the zoomed-in crops keep their detail.
+  image = images.decode_image(image_bytes, draft_size=2 * size if config.jpeg_draft else None)
+  width, height = image.size
+  params = sample_view_params(config, rng, width, height)
+  if config.resample == "supersample":
+    image = _affine_view(image, params, 2 * size, config.fill_rgb, Image.Resampling.NEAREST)
+    image = image.reduce(2)
+  elif config.resample == "bilinear":
+    image = _affine_view(image, params, size, config.fill_rgb, Image.Resampling.BILINEAR)
+  else:
+    raise ValueError(f"resample must be 'supersample' or 'bilinear', not {config.resample!r}")
+  brightness, contrast = params["brightness"], params["contrast"]
+  if brightness != 1.0 or contrast != 1.0:
+    # Contrast blends with the mean grey of the view, brightness scales it all:
+    # out = b * (c * x + (1 - c) * mean) = alpha * x + beta: one table lookup
+    # in C (Image.point), and the mean from the histogram.
+    mean_grey = float(np.mean(ImageStat.Stat(image).mean))
+    alpha = brightness * contrast
+    beta = brightness * (1.0 - contrast) * mean_grey
+    lut = np.clip(np.arange(256) * alpha + beta, 0, 255).round().astype(np.uint8)
+    image = image.point(np.tile(lut, 3).tolist())
+  return np.asarray(image, dtype=np.uint8)
+
+
+def sample_view_params(config: AugmentConfig, rng: np.random.Generator,
+                       width: int, height: int) -> dict[str, float]:
+  """Draws the window (centre, size), angle, flip and colour factors of one view.
+
+  The same number of draws is made whatever is switched off, so toggling one
+  augmentation does not change the others' random values.
+  """
+  area_u, aspect_u, cx_u, cy_u, angle_u, flip_u, bright_u, contrast_u = rng.random(8)
+  short = min(width, height)
+  if config.random_crop:
+    area = config.crop_area[0] + area_u * (config.crop_area[1] - config.crop_area[0])
+    log_lo, log_hi = (math.log(a) for a in config.crop_aspect)
+    aspect = math.exp(log_lo + aspect_u * (log_hi - log_lo))
+    side = short * math.sqrt(area)
+    crop_w, crop_h = side * math.sqrt(aspect), side / math.sqrt(aspect)
+    # Anywhere inside the picture if the window fits; if it is larger (zoom
+    # out), anywhere that keeps the picture inside the window.
+    cx = _between(crop_w / 2, width - crop_w / 2, cx_u)
+    cy = _between(crop_h / 2, height - crop_h / 2, cy_u)
+  else:
+    # The centre square, as in evaluation (without the 224/256 margin).
+    crop_w = crop_h = short
+    cx, cy = width / 2, height / 2
+  angle = config.max_rotation_deg * (2 * angle_u - 1)
+  return {
+      "cx": cx, "cy": cy, "crop_w": crop_w, "crop_h": crop_h, "angle_deg": angle,
+      "flip": bool(config.horizontal_flip and flip_u < 0.5),
+      "brightness": 1.0 + config.brightness * (2 * bright_u - 1),
+      "contrast": 1.0 + config.contrast * (2 * contrast_u - 1),
+  }
+
+
+def _between(lo: float, hi: float, u: float) -> float:
+  return lo + u * (hi - lo)
+
+
+def _affine_view(image: Image.Image, params: dict, size: int,
+                 fill_rgb: tuple[int, int, int], resample: Image.Resampling) -> Image.Image:
+  """Crop + rotate + flip + resize to size x size with one resampling."""
+  cx, cy = params["cx"], params["cy"]
+  scale_x, scale_y = params["crop_w"] / size, params["crop_h"] / size
+  # A box filter first when shrinking by >= 2x: point sampling alone would alias.
+  reduce_factor = int(min(scale_x, scale_y))
+  if reduce_factor >= 2:
+    image = image.reduce(reduce_factor)
+    cx, cy = cx / reduce_factor, cy / reduce_factor
+    scale_x, scale_y = scale_x / reduce_factor, scale_y / reduce_factor
+  theta = math.radians(params["angle_deg"])
+  cos, sin = math.cos(theta), math.sin(theta)
+  flip = -1.0 if params["flip"] else 1.0
+  # Output pixel (x, y), centred as (u, v) = (x, y) - size / 2, samples the
+  # input at centre + R(theta) @ diag(flip * scale_x, scale_y) @ (u, v).
+  a, b = cos * flip * scale_x, -sin * scale_y
+  d, e = sin * flip * scale_x, cos * scale_y
+  half = size / 2
+  coefficients = (a, b, cx - (a + b) * half, d, e, cy - (d + e) * half)
+  if coefficients == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0) and image.size == (size, size):
+    return image
+  return image.transform((size, size), Image.Transform.AFFINE, coefficients,
+                         resample=resample, fillcolor=tuple(fill_rgb))

@@ -1,0 +1,88 @@
+"""Class balance of a split: per-class counts, class weights, per-example sampling weights.
+
+The shared set is 91% Egyptian, so the training code can weight the loss per
+class (`class_weights`) and/or let the pipeline sample examples with
+`sampling_weights` (see `artclf.data.pipeline`, `PipelineConfig.sampling`).
+Unknown labels (`artclf.labels.UNKNOWN`) are never counted.
+"""
+
+import numpy as np
+
+from artclf import labels
+
+SAMPLING_MODES = ("uniform", "culture", "product")
+
+
+def read_split_labels(source) -> dict[str, np.ndarray]:
+  """Task -> int32 [N] class ids (UNKNOWN = -1) of every record of a random-access source."""
+  records = [source[i] for i in range(len(source))]
+  return {task: np.array([int(r[task]) for r in records], dtype=np.int32)
+          for task in labels.TASKS}
+
+
+def class_counts(label_ids: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """Task -> int64 [num_classes] count of each class, unknown ignored."""
+  counts = {}
+  for task in labels.TASKS:
+    ids = np.asarray(label_ids[task])
+    counts[task] = np.bincount(ids[ids >= 0], minlength=labels.num_classes(task))
+  return counts
+
+
+def class_weights(counts: np.ndarray, *, power: float = 1.0, smoothing: float = 0.0,
+                  max_weight: float | None = None) -> np.ndarray:
+  """float32 [num_classes] weights from class counts: (count + smoothing) ** -power, mean 1.
+
+  power=1 is inverse frequency, 0.5 its square root, 0 uniform. `smoothing` is
+  added to every count first (pulls rare classes' weights down). The mean is 1
+  over the classes that occur; a class with no example gets weight 0.
+  `max_weight` (>= 1) caps the weights; the others are then scaled up so the
+  mean stays 1 (repeated until no weight exceeds the cap).
+  """
+  counts = np.asarray(counts, dtype=np.float64)
+  present = counts > 0
+  if not present.any():
+    raise ValueError("class_weights: every class count is zero")
+  if max_weight is not None and max_weight < 1:
+    raise ValueError(f"max_weight must be >= 1 to keep a mean of 1, got {max_weight}")
+  weights = np.zeros_like(counts)
+  weights[present] = (counts[present] + smoothing) ** -power
+  weights[present] /= weights[present].mean()
+  if max_weight is not None:
+    for _ in range(len(counts)):  # Each round caps at least one more class.
+      capped = weights >= max_weight
+      if not (weights > max_weight + 1e-9).any():
+        break
+      weights[capped] = max_weight
+      free = present & ~capped
+      budget = present.sum() - max_weight * capped.sum()
+      weights[free] *= budget / weights[free].sum()
+  return weights.astype(np.float32)
+
+
+def sampling_weights(label_ids: dict[str, np.ndarray], mode: str = "culture", *,
+                     power: float = 1.0, max_weight: float | None = None) -> np.ndarray:
+  """float64 [N] probability of drawing each example, summing to 1.
+
+  Modes:
+    uniform  every example equally likely.
+    culture  proportional to the class weight of the example's culture, so
+             each culture is drawn about equally often (power=1); examples
+             with an unknown culture get weight 1 (the mean class weight).
+    product  the product over the three tasks of the example's class weights
+             (unknown -> 1): rare cultures, media and periods all get drawn
+             more. With power=1 the product over-corrects combinations of rare
+             classes; power=0.5 (or a max_weight) is usually the better choice.
+  """
+  if mode not in SAMPLING_MODES:
+    raise ValueError(f"sampling mode {mode!r} not in {SAMPLING_MODES}")
+  n = len(label_ids[labels.TASKS[0]])
+  weights = np.ones(n, dtype=np.float64)
+  if mode != "uniform":
+    counts = class_counts(label_ids)
+    tasks = ("culture",) if mode == "culture" else labels.TASKS
+    for task in tasks:
+      per_class = class_weights(counts[task], power=power, max_weight=max_weight)
+      ids = np.asarray(label_ids[task])
+      weights *= np.where(ids >= 0, per_class[np.maximum(ids, 0)], 1.0)
+  return weights / weights.sum()

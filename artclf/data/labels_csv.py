@@ -1,0 +1,169 @@
+"""The labelled-dataset format: a folder with `labels.csv` and the images.
+
+`labels.csv` needs the columns
+
+  image    path of the image file, relative to the folder holding labels.csv
+  culture  egyptian | greek | roman, or empty
+  medium   architecture | painting | sculpture, or empty
+  period   early | middle | late, or empty
+  split    one of the configured split names (default train, val, test)
+
+Any other column (object_id, museum, title, license, ...) is kept, as text, in
+`Example.metadata`. An empty label means unknown for that task: the row keeps
+its class id `artclf.labels.UNKNOWN` (-1) there and still counts for the other
+tasks.
+
+`load_dataset` checks everything before anything is built and raises
+`DatasetError` naming the labels.csv line and the offending value. Images that
+exist but cannot be decoded are all collected first, then reported together
+(count and paths); they are skipped only with `skip_bad_images=True`, and even
+then they are listed in `LabelledDataset.bad_images` and logged.
+"""
+
+import csv
+import dataclasses
+import logging
+import os
+import pathlib
+import posixpath
+
+from artclf import labels
+from artclf.data import images
+
+LABELS_FILE = "labels.csv"
+REQUIRED_COLUMNS = ("image",) + labels.TASKS + ("split",)
+DEFAULT_SPLITS = ("train", "val", "test")
+
+
+class DatasetError(ValueError):
+  """A labelled-dataset folder that does not follow the format."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+  """One row of labels.csv, validated."""
+  line: int  # Line of labels.csv where the row starts (the header is line 1).
+  image: str  # Path relative to the dataset folder, '/'-separated.
+  label_ids: dict[str, int]  # Task -> class id, labels.UNKNOWN when empty.
+  split: str
+  metadata: dict[str, str]  # Every non-required column, as written.
+
+
+@dataclasses.dataclass(frozen=True)
+class BadImage:
+  line: int
+  image: str
+  reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelledDataset:
+  """A validated dataset folder: the usable examples, and the images skipped."""
+  source_dir: pathlib.Path
+  examples: tuple[Example, ...]
+  metadata_columns: tuple[str, ...]
+  bad_images: tuple[BadImage, ...] = ()
+
+  def split(self, name: str) -> list[Example]:
+    return [e for e in self.examples if e.split == name]
+
+  def image_path(self, example: Example) -> pathlib.Path:
+    return self.source_dir / example.image
+
+
+def load_dataset(source_dir: str | os.PathLike, *, splits=DEFAULT_SPLITS,
+                 check_images: bool = True,
+                 skip_bad_images: bool = False) -> LabelledDataset:
+  """Reads and validates a labelled-dataset folder.
+
+  Args:
+    source_dir: folder holding labels.csv.
+    splits: the allowed split names.
+    check_images: decode every image to find unreadable ones (about 1 ms per
+      small JPEG). Missing files are always an error.
+    skip_bad_images: drop undecodable images (reported) instead of failing.
+
+  Raises:
+    DatasetError: with the labels.csv line and value, for a missing column, an
+      unknown label, an unknown split, a duplicate or missing image, and (unless
+      skip_bad_images) for undecodable images, all listed.
+  """
+  source_dir = pathlib.Path(source_dir)
+  csv_path = source_dir / LABELS_FILE
+  if not csv_path.is_file():
+    raise DatasetError(f"{csv_path}: no {LABELS_FILE} in the dataset folder")
+  examples, metadata_columns = _read_rows(csv_path, tuple(splits))
+  bad_images = _find_bad_images(source_dir, examples) if check_images else []
+  if bad_images:
+    listing = "\n".join(f"  line {b.line}: {b.image}: {b.reason}" for b in bad_images)
+    summary = f"{csv_path}: {len(bad_images)} of {len(examples)} images cannot be decoded"
+    if not skip_bad_images:
+      raise DatasetError(f"{summary} (pass skip_bad_images=True to skip them):\n{listing}")
+    logging.warning("%s; skipping them:\n%s", summary, listing)
+    bad_paths = {b.image for b in bad_images}
+    examples = [e for e in examples if e.image not in bad_paths]
+  return LabelledDataset(source_dir=source_dir, examples=tuple(examples),
+                         metadata_columns=metadata_columns, bad_images=tuple(bad_images))
+
+
+def _read_rows(csv_path: pathlib.Path,
+               splits: tuple[str, ...]) -> tuple[list[Example], tuple[str, ...]]:
+  with open(csv_path, newline="", encoding="utf-8-sig") as f:
+    reader = csv.DictReader(f)
+    header = reader.fieldnames or []
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+      raise DatasetError(
+          f"{csv_path}, line 1: missing required column(s) {', '.join(missing)}; "
+          f"the header is {', '.join(header) or '(empty)'}")
+    metadata_columns = tuple(c for c in header if c not in REQUIRED_COLUMNS)
+    examples = []
+    first_line_of = {}
+    row_start = 2  # The header is line 1; csv line_num counts quoted newlines.
+    for row in reader:
+      line = row_start
+      row_start = reader.line_num + 1
+      where = f"{csv_path}, line {line}"
+      if None in row or any(row[c] is None for c in REQUIRED_COLUMNS):
+        raise DatasetError(f"{where}: expected {len(header)} fields, "
+                           f"got a row of a different length")
+      image = _normalise_image_path(row["image"], where)
+      if image in first_line_of:
+        raise DatasetError(f"{where}: duplicate image {image!r} "
+                           f"(already on line {first_line_of[image]})")
+      first_line_of[image] = line
+      label_ids = {}
+      for task in labels.TASKS:
+        try:
+          label_ids[task] = labels.class_id(task, row[task])
+        except ValueError as e:
+          raise DatasetError(f"{where}: column {task}: {e}") from None
+      split = row["split"].strip()
+      if split not in splits:
+        raise DatasetError(f"{where}: split {split!r} is not one of {', '.join(splits)}")
+      if not (csv_path.parent / image).is_file():
+        raise DatasetError(f"{where}: image file {image!r} not found in {csv_path.parent}")
+      examples.append(Example(line=line, image=image, label_ids=label_ids, split=split,
+                              metadata={c: row[c] for c in metadata_columns}))
+  return examples, metadata_columns
+
+
+def _normalise_image_path(raw: str, where: str) -> str:
+  path = raw.strip().replace("\\", "/")
+  if not path:
+    raise DatasetError(f"{where}: empty image path")
+  normalised = posixpath.normpath(path)
+  # Paths must stay inside the dataset folder so that it can be moved whole.
+  if posixpath.isabs(normalised) or normalised.split("/")[0] == "..":
+    raise DatasetError(f"{where}: image path {raw!r} is not inside the dataset folder")
+  return normalised
+
+
+def _find_bad_images(source_dir: pathlib.Path, examples: list[Example]) -> list[BadImage]:
+  bad = []
+  for example in examples:
+    try:
+      images.decode_image((source_dir / example.image).read_bytes())
+    except images.ImageDecodeError as e:
+      bad.append(BadImage(line=example.line, image=example.image, reason=str(e)))
+  return bad

@@ -1,0 +1,38 @@
+"""A small synthetic ancient_art build for pipeline tests (fast; no shared data needed)."""
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from artclf import labels
+from artclf.data import tfds_builder
+
+# Per row: culture, medium, period; cycles so that every class (and unknown) occurs.
+_CULTURES = ["egyptian"] * 6 + ["greek"] * 2 + ["roman", ""]
+
+
+def build_synthetic(root, num_train: int = 24, num_val: int = 10) -> str:
+  """Writes num_train + num_val JPEGs of varied sizes with labels, builds them, returns data_dir."""
+  source = root / "source"
+  (source / "images").mkdir(parents=True)
+  rng = np.random.default_rng(0)
+  rows = ["image,object_id,culture,medium,period,split"]
+  for i in range(num_train + num_val):
+    width, height = [(64, 48), (40, 90), (120, 120), (300, 200)][i % 4]
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([x * 255 // width, y * 255 // height,
+                       np.full_like(x, (37 * i) % 256)], -1).astype(np.uint8)
+    pixels = np.clip(pixels + rng.integers(0, 20, pixels.shape), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    (source / "images" / f"{i:03d}.jpg").write_bytes(buffer.getvalue())
+    culture = _CULTURES[i % len(_CULTURES)]
+    medium = ["architecture", "painting", "sculpture", ""][i % 4]
+    period = labels.CLASSES["period"][i % 3]
+    split = "train" if i < num_train else "val"
+    rows.append(f"images/{i:03d}.jpg,OBJ{i},{culture},{medium},{period},{split}")
+  (source / "labels.csv").write_text("\n".join(rows) + "\n")
+  data_dir = root / "built"
+  tfds_builder.build(source, data_dir)
+  return data_dir

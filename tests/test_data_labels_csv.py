@@ -1,0 +1,118 @@
+"""Validation of the labels.csv dataset format: each rule fails with its own message."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from artclf import labels
+from artclf.data import labels_csv
+from artclf.data.labels_csv import DatasetError
+
+HEADER = "image,object_id,culture,medium,period,split,title\n"
+
+
+def _jpeg_bytes(seed: int = 0, size=(16, 12)) -> bytes:
+  pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+  buffer = io.BytesIO()
+  Image.fromarray(pixels).save(buffer, "JPEG")
+  return buffer.getvalue()
+
+
+def _make_folder(tmp_path, rows: str, header: str = HEADER, images=("a.jpg", "b.jpg")):
+  (tmp_path / "img").mkdir(exist_ok=True)
+  for i, name in enumerate(images):
+    (tmp_path / "img" / name).write_bytes(_jpeg_bytes(i))
+  (tmp_path / "labels.csv").write_text(header + rows)
+  return tmp_path
+
+
+GOOD_ROWS = ("img/a.jpg,A1,egyptian,sculpture,late,train,Statue\n"
+             "img/b.jpg,B2,roman,,early,val,\"Coin, silver\"\n")
+
+
+def test_valid_folder_loads_labels_unknowns_and_metadata(tmp_path):
+  dataset = labels_csv.load_dataset(_make_folder(tmp_path, GOOD_ROWS))
+  a, b = dataset.examples
+  assert a.label_ids == {"culture": 0, "medium": 2, "period": 2}
+  assert a.split == "train" and a.line == 2
+  assert b.label_ids == {"culture": 2, "medium": labels.UNKNOWN, "period": 0}
+  assert b.metadata == {"object_id": "B2", "title": "Coin, silver"}
+  assert dataset.metadata_columns == ("object_id", "title")
+  assert [e.image for e in dataset.split("val")] == ["img/b.jpg"]
+  assert dataset.bad_images == ()
+
+
+def test_missing_column(tmp_path):
+  folder = _make_folder(tmp_path, "img/a.jpg,egyptian,sculpture,train\n",
+                        header="image,culture,medium,split\n")
+  with pytest.raises(DatasetError, match=r"line 1: missing required column\(s\) period"):
+    labels_csv.load_dataset(folder)
+
+
+def test_unknown_label_value(tmp_path):
+  rows = GOOD_ROWS + "img/a2.jpg,C3,persian,sculpture,late,train,x\n"
+  folder = _make_folder(tmp_path, rows, images=("a.jpg", "b.jpg", "a2.jpg"))
+  with pytest.raises(DatasetError, match=r"line 4: column culture: unknown culture label 'persian'"):
+    labels_csv.load_dataset(folder)
+
+
+def test_unknown_split(tmp_path):
+  rows = "img/a.jpg,A1,egyptian,sculpture,late,training,x\n"
+  with pytest.raises(DatasetError, match=r"line 2: split 'training' is not one of train, val, test"):
+    labels_csv.load_dataset(_make_folder(tmp_path, rows))
+
+
+def test_custom_split_names_are_accepted(tmp_path):
+  rows = "img/a.jpg,A1,egyptian,sculpture,late,fold0,x\n"
+  dataset = labels_csv.load_dataset(_make_folder(tmp_path, rows), splits=("fold0", "fold1"))
+  assert [e.split for e in dataset.examples] == ["fold0"]
+
+
+def test_duplicate_image_path(tmp_path):
+  rows = GOOD_ROWS + "img/./a.jpg,A1bis,egyptian,,,test,dup\n"
+  with pytest.raises(DatasetError, match=r"line 4: duplicate image 'img/a.jpg' \(already on line 2\)"):
+    labels_csv.load_dataset(_make_folder(tmp_path, rows))
+
+
+def test_missing_image_file(tmp_path):
+  rows = GOOD_ROWS + "img/nothere.jpg,Z,greek,,,test,gone\n"
+  with pytest.raises(DatasetError, match=r"line 4: image file 'img/nothere.jpg' not found"):
+    labels_csv.load_dataset(_make_folder(tmp_path, rows))
+
+
+def test_line_numbers_count_quoted_newlines(tmp_path):
+  rows = ("img/a.jpg,A1,egyptian,sculpture,late,train,\"two\nlines\"\n"
+          "img/b.jpg,B2,roman,,early,nope,x\n")
+  with pytest.raises(DatasetError, match=r"line 4: split 'nope'"):
+    labels_csv.load_dataset(_make_folder(tmp_path, rows))
+
+
+def test_path_outside_folder_is_refused(tmp_path):
+  rows = "../a.jpg,A1,egyptian,sculpture,late,train,x\n"
+  with pytest.raises(DatasetError, match=r"line 2: image path '../a.jpg' is not inside"):
+    labels_csv.load_dataset(_make_folder(tmp_path, rows))
+
+
+def test_undecodable_images_are_reported_then_skipped_only_on_request(tmp_path, caplog):
+  rows = GOOD_ROWS + ("img/bad1.jpg,X1,greek,,,test,t\n"
+                      "img/bad2.jpg,X2,greek,,,test,t\n")
+  folder = _make_folder(tmp_path, rows)
+  (folder / "img" / "bad1.jpg").write_bytes(b"this is not an image")
+  (folder / "img" / "bad2.jpg").write_bytes(_jpeg_bytes(5)[:200])  # Truncated.
+  with pytest.raises(DatasetError) as error:
+    labels_csv.load_dataset(folder)
+  message = str(error.value)
+  assert "2 of 4 images cannot be decoded" in message
+  assert "line 4: img/bad1.jpg" in message and "line 5: img/bad2.jpg" in message
+
+  dataset = labels_csv.load_dataset(folder, skip_bad_images=True)
+  assert [e.image for e in dataset.examples] == ["img/a.jpg", "img/b.jpg"]
+  assert [b.image for b in dataset.bad_images] == ["img/bad1.jpg", "img/bad2.jpg"]
+  assert "img/bad1.jpg" in caplog.text  # Reported even when skipped.
+
+
+def test_no_labels_csv(tmp_path):
+  with pytest.raises(DatasetError, match="no labels.csv"):
+    labels_csv.load_dataset(tmp_path)
