@@ -3,3 +3,12 @@
 from artclf.labels import CLASSES, TASKS
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+  # `artclf.predict(...)`: the predict module is callable (see artclf/predict.py) and
+  # imported on first use, so that `import artclf` stays light.
+  if name == "predict":
+    import importlib
+    return importlib.import_module("artclf.predict")
+  raise AttributeError(f"module 'artclf' has no attribute {name!r}")

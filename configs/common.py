@@ -24,7 +24,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict()
   # A folder in the labels.csv format (see README); built into data_dir on first use.
   config.data.source_dir = "../shared/data/ancient_art"
-  config.data.data_dir = "data/ancient_art"
+  config.data.data_dir = "data"
   config.data.train_split = "train"
   config.data.val_split = "val"
   # Use only the first N records of each split (0: all). For smoke tests and CI.

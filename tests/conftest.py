@@ -2,10 +2,14 @@
 
 import os
 import pathlib
+import sys
 
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+# Tests import the configs (configs/*.py) and each other's helpers (tests/*.py) as packages.
+if str(REPO_ROOT) not in sys.path:
+  sys.path.insert(0, str(REPO_ROOT))
 
 # The shared, labelled set lives beside the checkout (never copied into the repo).
 SHARED_DATA_DIR = pathlib.Path(
