@@ -81,4 +81,5 @@ def test_counts_of_a_source():
   split_labels = balance.read_split_labels(source)
   assert split_labels["culture"].dtype == np.int32
   np.testing.assert_array_equal(balance.class_counts(split_labels)["culture"], [2, 0, 1])
+  np.testing.assert_array_equal(balance.split_class_counts(source)["period"], [1, 1, 0])
   assert set(split_labels) == set(labels.TASKS)

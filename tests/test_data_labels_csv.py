@@ -113,6 +113,12 @@ def test_undecodable_images_are_reported_then_skipped_only_on_request(tmp_path, 
   assert "img/bad1.jpg" in caplog.text  # Reported even when skipped.
 
 
+def test_row_with_missing_fields(tmp_path):
+  rows = GOOD_ROWS + "img/a.jpg,A1,egyptian\n"
+  with pytest.raises(DatasetError, match=r"line 4: expected 7 fields"):
+    labels_csv.load_dataset(_make_folder(tmp_path, rows))
+
+
 def test_no_labels_csv(tmp_path):
   with pytest.raises(DatasetError, match="no labels.csv"):
     labels_csv.load_dataset(tmp_path)

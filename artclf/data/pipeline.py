@@ -29,7 +29,9 @@ How the order is made (all deterministic given `seed`):
 Workers (`worker_count` > 0) are processes, each producing whole batches of
 uint8 images; the float conversion happens in the consuming process so that
 4x fewer bytes cross between processes. The result, order included, does not
-depend on `worker_count`.
+depend on `worker_count`. Workers are started with multiprocessing 'spawn': a
+script that uses them needs the `if __name__ == "__main__":` guard (absl's
+app.run in a main() is fine).
 """
 
 import dataclasses
@@ -57,11 +59,12 @@ class PipelineConfig:
   sampling: str = "uniform"
   sampling_power: float = 1.0
   sampling_max_weight: float | None = None
-  # Parallelism: worker processes (0 = in this process), and threads per
-  # process that decode and augment the examples of a batch.
+  # Parallelism: worker processes (0 = in this process), batches each one
+  # keeps ready, and threads per process that decode and augment (0 = in the
+  # consuming thread; threads only pay off when cores sit idle).
   worker_count: int = 0
   worker_buffer_size: int = 2
-  read_threads: int = 1
+  read_threads: int = 0
 
 
 def make_dataset(source, *, train: bool, config: PipelineConfig = PipelineConfig(),
