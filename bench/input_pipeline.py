@@ -26,8 +26,10 @@ from PIL import Image, ImageEnhance, ImageOps
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from artclf import preprocess  # pylint: disable=g-import-not-at-top,wrong-import-position
-from artclf.data import augment, pipeline, tfds_builder  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from artclf import preprocess
+from artclf.data import augment, pipeline, tfds_builder
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 _SOURCE_DIR = flags.DEFINE_string(
     "source_dir", str(pathlib.Path(__file__).resolve().parents[2] / "shared/data/ancient_art"),

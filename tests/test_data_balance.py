@@ -68,7 +68,8 @@ def test_product_and_uniform_sampling():
   culture_w = balance.class_weights(np.array([3, 1, 0]))
   medium_w = balance.class_weights(np.array([0, 1, 2]))
   period_w = balance.class_weights(np.array([1, 3, 0]))
-  raw = np.array([culture_w[0] * medium_w[2] * period_w[1], culture_w[0] * medium_w[2] * period_w[1],
+  raw = np.array([culture_w[0] * medium_w[2] * period_w[1],
+                  culture_w[0] * medium_w[2] * period_w[1],
                   culture_w[0] * medium_w[1] * period_w[1], culture_w[1] * 1.0 * period_w[0]])
   np.testing.assert_allclose(product, raw / raw.sum(), rtol=1e-6)
   with pytest.raises(ValueError, match="sampling mode"):
