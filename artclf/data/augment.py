@@ -40,7 +40,7 @@ IMAGENET_MEAN_RGB = (124, 116, 104)
 class AugmentConfig:
   """Image size and the training augmentations; each one can be switched off.
 
-  Evaluation uses only image_size and resize_size.
+  Evaluation uses only image_size, resize_size and jpeg_draft.
   """
   image_size: int = 224
   # Evaluation: shorter side before the centre crop; None = image_size * 256 / 224.

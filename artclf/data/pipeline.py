@@ -53,6 +53,7 @@ PAD_INDEX = -1
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
+  """Batching, order, sampling and parallelism of the pipeline; image settings in `augmentation`."""
   batch_size: int = 32
   seed: int = 0
   augmentation: augment.AugmentConfig = augment.AugmentConfig()
@@ -82,9 +83,10 @@ def make_dataset(source, *, train: bool, config: PipelineConfig = PipelineConfig
                  shard_count: int | None = None) -> grain.IterDataset:
   """The batched dataset of a random-access split source (see the module docstring).
 
-  Evaluation (train=False): no augmentation, source order, one pass, the last
-  batch kept even if smaller. Iterate with `iter(...)`; the iterator has
-  get_state() / set_state().
+  Training: augmented, reshuffled (or class-balanced) every epoch, full
+  batches only. Evaluation (train=False): no augmentation, source order, one
+  pass, the last batch kept even if smaller (or padded, see `pad_eval`).
+  Iterate with `iter(...)`; the iterator has get_state() / set_state().
   """
   shard_index, shard_count = _resolve_shard(shard_index, shard_count)
   record_ids = np.arange(shard_index, len(source), shard_count, dtype=np.int64)
