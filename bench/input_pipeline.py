@@ -128,14 +128,18 @@ def _pillow_baseline_view(image_bytes: bytes, index: int) -> np.ndarray:
 
 def main(argv):
   del argv
-  cores = os.cpu_count()
   if _DATA_DIR.value:
-    data_dir = _DATA_DIR.value
-  else:
-    data_dir = tempfile.mkdtemp(prefix="ancient_art_bench_")
+    _bench(_DATA_DIR.value)
+    return
+  with tempfile.TemporaryDirectory(prefix="ancient_art_bench_") as data_dir:
     start = time.perf_counter()
     tfds_builder.build(_SOURCE_DIR.value, data_dir)
     print(f"build of {_SOURCE_DIR.value}: {time.perf_counter() - start:.1f} s")
+    _bench(data_dir)
+
+
+def _bench(data_dir):
+  cores = os.cpu_count()
   source = tfds_builder.open_split(data_dir, "train")
   print(f"train split: {len(source)} records; {cores} CPU cores; "
         f"{_BATCHES.value} x {_BATCH_SIZE.value} images timed per line")
