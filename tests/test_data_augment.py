@@ -74,7 +74,8 @@ def test_flip_alone_mirrors_the_view(resample):
   views = {}
   for index in range(20):
     rng = augment.example_rng(0, 0, index)
-    flipped = augment.sample_view_params(flip_only, augment.example_rng(0, 0, index), 200, 200)["flip"]
+    params = augment.sample_view_params(flip_only, augment.example_rng(0, 0, index), 200, 200)
+    flipped = params["flip"]
     views.setdefault(flipped, augment.preprocess_example(
         data, train=True, config=flip_only, rng=rng, normalize=False))
   assert set(views) == {True, False}  # Both outcomes happen.

@@ -68,7 +68,8 @@ def test_product_and_uniform_sampling():
   culture_w = balance.class_weights(np.array([3, 1, 0]))
   medium_w = balance.class_weights(np.array([0, 1, 2]))
   period_w = balance.class_weights(np.array([1, 3, 0]))
-  raw = np.array([culture_w[0] * medium_w[2] * period_w[1], culture_w[0] * medium_w[2] * period_w[1],
+  raw = np.array([culture_w[0] * medium_w[2] * period_w[1],
+                  culture_w[0] * medium_w[2] * period_w[1],
                   culture_w[0] * medium_w[1] * period_w[1], culture_w[1] * 1.0 * period_w[0]])
   np.testing.assert_allclose(product, raw / raw.sum(), rtol=1e-6)
   with pytest.raises(ValueError, match="sampling mode"):
@@ -81,4 +82,5 @@ def test_counts_of_a_source():
   split_labels = balance.read_split_labels(source)
   assert split_labels["culture"].dtype == np.int32
   np.testing.assert_array_equal(balance.class_counts(split_labels)["culture"], [2, 0, 1])
+  np.testing.assert_array_equal(balance.split_class_counts(source)["period"], [1, 1, 0])
   assert set(split_labels) == set(labels.TASKS)

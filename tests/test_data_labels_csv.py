@@ -54,13 +54,15 @@ def test_missing_column(tmp_path):
 def test_unknown_label_value(tmp_path):
   rows = GOOD_ROWS + "img/a2.jpg,C3,persian,sculpture,late,train,x\n"
   folder = _make_folder(tmp_path, rows, images=("a.jpg", "b.jpg", "a2.jpg"))
-  with pytest.raises(DatasetError, match=r"line 4: column culture: unknown culture label 'persian'"):
+  with pytest.raises(DatasetError,
+                     match=r"line 4: column culture: unknown culture label 'persian'"):
     labels_csv.load_dataset(folder)
 
 
 def test_unknown_split(tmp_path):
   rows = "img/a.jpg,A1,egyptian,sculpture,late,training,x\n"
-  with pytest.raises(DatasetError, match=r"line 2: split 'training' is not one of train, val, test"):
+  with pytest.raises(DatasetError,
+                     match=r"line 2: split 'training' is not one of train, val, test"):
     labels_csv.load_dataset(_make_folder(tmp_path, rows))
 
 
@@ -72,7 +74,8 @@ def test_custom_split_names_are_accepted(tmp_path):
 
 def test_duplicate_image_path(tmp_path):
   rows = GOOD_ROWS + "img/./a.jpg,A1bis,egyptian,,,test,dup\n"
-  with pytest.raises(DatasetError, match=r"line 4: duplicate image 'img/a.jpg' \(already on line 2\)"):
+  with pytest.raises(DatasetError,
+                     match=r"line 4: duplicate image 'img/a.jpg' \(already on line 2\)"):
     labels_csv.load_dataset(_make_folder(tmp_path, rows))
 
 
@@ -111,6 +114,12 @@ def test_undecodable_images_are_reported_then_skipped_only_on_request(tmp_path, 
   assert [e.image for e in dataset.examples] == ["img/a.jpg", "img/b.jpg"]
   assert [b.image for b in dataset.bad_images] == ["img/bad1.jpg", "img/bad2.jpg"]
   assert "img/bad1.jpg" in caplog.text  # Reported even when skipped.
+
+
+def test_row_with_missing_fields(tmp_path):
+  rows = GOOD_ROWS + "img/a.jpg,A1,egyptian\n"
+  with pytest.raises(DatasetError, match=r"line 4: expected 7 fields"):
+    labels_csv.load_dataset(_make_folder(tmp_path, rows))
 
 
 def test_no_labels_csv(tmp_path):

@@ -164,6 +164,23 @@ def test_shards_are_disjoint_and_cover_the_split(data_dir, train_source):
     pipeline.make_dataset(source, train=False, config=_config(), shard_index=3, shard_count=3)
 
 
+def test_padded_eval_gives_every_shard_the_same_full_batches(data_dir):
+  source = tfds_builder.open_split(data_dir, "val")  # 10 records: 4, 3, 3 per shard.
+  real = []
+  for shard in range(3):
+    config = _config(batch_size=3, pad_eval=True)
+    batches = list(pipeline.make_dataset(source, train=False, config=config,
+                                         shard_index=shard, shard_count=3))
+    assert [len(b["index"]) for b in batches] == [3, 3]  # ceil(10 / 3) = 4 -> 2 batches of 3.
+    index = np.concatenate([b["index"] for b in batches])
+    padding = index == pipeline.PAD_INDEX
+    assert padding.sum() == 6 - len(range(shard, 10, 3))
+    for task in labels.TASKS:
+      assert (np.concatenate([b[task] for b in batches])[padding] == labels.UNKNOWN).all()
+    real.extend(index[~padding].tolist())
+  assert sorted(real) == list(range(10))
+
+
 def test_shard_defaults_come_from_jax(train_source):
   dataset = pipeline.make_dataset(train_source, train=True, config=_config(num_epochs=1))
   indices = np.concatenate([b["index"] for b in dataset])

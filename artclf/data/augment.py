@@ -27,7 +27,7 @@ import dataclasses
 import math
 
 import numpy as np
-from PIL import Image, ImageStat
+from PIL import Image
 
 from artclf import preprocess
 from artclf.data import images
@@ -40,7 +40,7 @@ IMAGENET_MEAN_RGB = (124, 116, 104)
 class AugmentConfig:
   """Image size and the training augmentations; each one can be switched off.
 
-  Evaluation uses only image_size and resize_size.
+  Evaluation uses only image_size, resize_size and jpeg_draft.
   """
   image_size: int = 224
   # Evaluation: shorter side before the centre crop; None = image_size * 256 / 224.
@@ -131,7 +131,8 @@ def train_view(image_bytes: bytes, config: AugmentConfig, rng: np.random.Generat
     # Contrast blends with the mean grey of the view, brightness scales it all:
     # out = b * (c * x + (1 - c) * mean) = alpha * x + beta: one table lookup
     # in C (Image.point), and the mean from the histogram.
-    mean_grey = float(np.mean(ImageStat.Stat(image).mean))
+    histogram = np.asarray(image.histogram(), dtype=np.float64).reshape(3, 256)
+    mean_grey = float((histogram @ np.arange(256)).sum() / histogram.sum())
     alpha = brightness * contrast
     beta = brightness * (1.0 - contrast) * mean_grey
     lut = np.clip(np.arange(256) * alpha + beta, 0, 255).round().astype(np.uint8)

@@ -72,7 +72,7 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
         f"image of {width} x {height} = {width * height} pixels exceeds the limit of "
         f"{max_pixels} pixels (decompression bomb?)")
   try:
-    if draft_size is not None and image.format == "JPEG":
+    if draft_size is not None and image.format in ("JPEG", "MPO"):
       image.draft("RGB", (draft_size, draft_size))
     image.load()
     image = ImageOps.exif_transpose(image)

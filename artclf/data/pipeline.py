@@ -3,13 +3,14 @@
   source = tfds_builder.open_split(data_dir, "train")
   dataset = pipeline.make_dataset(source, train=True, config=PipelineConfig(batch_size=32))
   iterator = iter(dataset)
-  batch = next(iterator)     # {'image': f32 [B, S, S, 3], 'culture': i32 [B], ..., 'index': i64 [B]}
+  batch = next(iterator)  # {'image': f32 [B, S, S, 3], 'culture': i32 [B], ..., 'index': i64 [B]}
   state = iterator.get_state()   # save with the model checkpoint ...
   iterator.set_state(state)      # ... and the resumed run continues with the next batch.
 
 Batches: `image` is caffe-normalised float32 (BGR minus the ImageNet mean, see
 `artclf.preprocess`), `culture`/`medium`/`period` int32 class ids with
-UNKNOWN = -1, `index` the record's position in the split source.
+UNKNOWN = -1, `index` the record's position in the split source (-1 for the
+filler examples of `pad_eval`).
 
 How the order is made (all deterministic given `seed`):
 * sharding first: host `shard_index` of `shard_count` (default
@@ -29,7 +30,9 @@ How the order is made (all deterministic given `seed`):
 Workers (`worker_count` > 0) are processes, each producing whole batches of
 uint8 images; the float conversion happens in the consuming process so that
 4x fewer bytes cross between processes. The result, order included, does not
-depend on `worker_count`.
+depend on `worker_count`. Workers are started with multiprocessing 'spawn': a
+script that uses them needs the `if __name__ == "__main__":` guard (absl's
+app.run in a main() is fine).
 """
 
 import dataclasses
@@ -44,8 +47,13 @@ from artclf import labels, preprocess
 from artclf.data import augment, balance, images, tfds_builder
 
 
+# Record index of the filler examples that pad_eval adds.
+PAD_INDEX = -1
+
+
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
+  """Batching, order, sampling and parallelism of the pipeline; image settings in `augmentation`."""
   batch_size: int = 32
   seed: int = 0
   augmentation: augment.AugmentConfig = augment.AugmentConfig()
@@ -57,11 +65,17 @@ class PipelineConfig:
   sampling: str = "uniform"
   sampling_power: float = 1.0
   sampling_max_weight: float | None = None
-  # Parallelism: worker processes (0 = in this process), and threads per
-  # process that decode and augment the examples of a batch.
+  # Evaluation only: pad every shard with filler examples (labels and index
+  # -1, image all fill) up to the same whole number of full batches, so that
+  # all hosts run the same number of equally shaped eval steps. Losses and
+  # metrics already ignore label -1.
+  pad_eval: bool = False
+  # Parallelism: worker processes (0 = in this process), batches each one
+  # keeps ready, and threads per process that decode and augment (0 = in the
+  # consuming thread; threads only pay off when cores sit idle).
   worker_count: int = 0
   worker_buffer_size: int = 2
-  read_threads: int = 1
+  read_threads: int = 0
 
 
 def make_dataset(source, *, train: bool, config: PipelineConfig = PipelineConfig(),
@@ -69,16 +83,22 @@ def make_dataset(source, *, train: bool, config: PipelineConfig = PipelineConfig
                  shard_count: int | None = None) -> grain.IterDataset:
   """The batched dataset of a random-access split source (see the module docstring).
 
-  Evaluation (train=False): no augmentation, source order, one pass, the last
-  batch kept even if smaller. Iterate with `iter(...)`; the iterator has
-  get_state() / set_state().
+  Training: augmented, reshuffled (or class-balanced) every epoch, full
+  batches only. Evaluation (train=False): no augmentation, source order, one
+  pass, the last batch kept even if smaller (or padded, see `pad_eval`).
+  Iterate with `iter(...)`; the iterator has get_state() / set_state().
   """
   shard_index, shard_count = _resolve_shard(shard_index, shard_count)
   record_ids = np.arange(shard_index, len(source), shard_count, dtype=np.int64)
   if train:
     record_ids = record_ids[: len(source) // shard_count]
+  elif config.pad_eval:
+    per_shard = -(-len(source) // shard_count)
+    padded = -(-per_shard // config.batch_size) * config.batch_size
+    record_ids = np.pad(record_ids, (0, padded - len(record_ids)), constant_values=PAD_INDEX)
   if not len(record_ids):
-    raise ValueError(f"shard {shard_index} of {shard_count} of a {len(source)}-record source is empty")
+    raise ValueError(
+        f"shard {shard_index} of {shard_count} of a {len(source)}-record source is empty")
   plan = grain.MapDataset.source(record_ids)
   if train and config.sampling != "uniform":
     split_labels = balance.read_split_labels(source)
@@ -165,6 +185,12 @@ class _LoadExample:
 
   def __call__(self, epoch_and_record: tuple[int, int]) -> dict[str, Any]:
     epoch, record_id = epoch_and_record
+    if record_id == PAD_INDEX:
+      size = self._augment_config.image_size
+      filler = np.full((size, size, 3), self._augment_config.fill_rgb, dtype=np.uint8)
+      example = {"image": filler, "index": np.int64(PAD_INDEX)}
+      example.update({task: np.int32(labels.UNKNOWN) for task in labels.TASKS})
+      return example
     record = self._source[record_id]
     try:
       image = augment.preprocess_example(
