@@ -68,7 +68,7 @@ def _step_fn(model, trainable, mesh, learning_rate=1e-2, start_stage=0, class_we
 def test_one_step_reduces_the_loss_on_a_fixed_batch():
   model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny", dropout=0.0), rngs=nnx.Rngs(0))
   mesh = steps.make_mesh()
-  step, state = _step_fn(model, "all", mesh)
+  step, state = _step_fn(model, "all", mesh, learning_rate=1e-3)
   batch = steps.global_batch(_fixed_batch(), mesh)
   state, first = step(state, batch)
   state, second = step(state, batch)
