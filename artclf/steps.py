@@ -106,7 +106,9 @@ def train_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.Gra
   updates, opt_state = tx.update(grads, state.opt_state, state.trainable)
   trainable = optax.apply_updates(state.trainable, updates)
 
-  finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+  # Finite loss and gradients can still give non-finite updates (an absurd learning rate).
+  finite = (jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads)) &
+            jnp.isfinite(optax.global_norm(updates)))
   keep_if_finite = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
   new_state = state.replace(
       step=state.step + 1,

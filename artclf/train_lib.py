@@ -218,7 +218,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
   resume = run_checkpoints.latest_meta()
   run_meta = {"best_metric": -math.inf, "best_step": None, "phase_index": phases[0].index,
-              "phase_step": 0, "global_offset": 0, "epochs_since_best": 0, "phase_done": False}
+              "phase_step": 0, "global_offset": 0, "epochs_since_best": 0, "stopped_early": False}
   if resume is not None:
     run_meta.update(resume[1]["run"])
     logging.info("Resuming from step %d (phase %d, step %d of the phase)", resume[0],
@@ -228,15 +228,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   for phase in phases:
     if phase.index < run_meta["phase_index"]:
       continue
-    if phase.index == run_meta["phase_index"] and run_meta.get("phase_done"):
-      # This phase had finished before the restart.
+    steps_in_phase = phase.config.epochs * (len(train_source) // config.batch_size)
+    if phase.index == run_meta["phase_index"] and (
+        run_meta.get("stopped_early") or run_meta["phase_step"] >= steps_in_phase):
+      # This phase had finished before the restart (a longer phase would continue).
       run_meta["global_offset"] += run_meta["phase_step"]
       run_meta["phase_step"] = 0
       continue
-    if phase.index > run_meta["phase_index"] or run_meta.get("phase_done"):
+    if phase.index > run_meta["phase_index"]:
       # A new phase starts from the best weights so far.
       _load_best_into(model, workdir)
-      run_meta.update(phase_index=phase.index, phase_step=0, epochs_since_best=0, phase_done=False)
+      run_meta.update(phase_index=phase.index, phase_step=0, epochs_since_best=0,
+                      stopped_early=False)
     best_report = _run_phase(config, phase, model, train_source, val_source, class_weights,
                              mesh, run_checkpoints, writer, run_meta, resume, workdir) or best_report
     resume = None
@@ -290,7 +293,13 @@ def _run_phase(config, phase: _Phase, model, train_source, val_source, class_wei
                                            jax.random.PRNGKey(config.seed + 1000 * phase.index))
   data_state = None
   if resume is not None and run_meta["phase_step"] > 0:
-    state, _, data_state = run_checkpoints.restore_latest(resume[0], state)
+    try:
+      state, _, data_state = run_checkpoints.restore_latest(resume[0], state)
+    except ValueError as error:
+      raise ValueError(
+          f"the checkpoint at step {resume[0]} in {workdir} does not fit this config (was the "
+          "model or optimiser changed?). Resume with the run's own config "
+          f"({workdir / 'config.json'}) or start a new --workdir.\n{error}") from None
     # The frozen stages feed the feature cache: take them from the checkpoint too.
     nnx.update(model, state.trainable, state.frozen, state.batch_stats)
   state = steps.put_replicated(state, mesh)
@@ -406,7 +415,7 @@ def _run_phase(config, phase: _Phase, model, train_source, val_source, class_wei
         run_meta["epochs_since_best"] += 1
       patience = phase_config.early_stopping_patience
       stop_early = bool(patience) and run_meta["epochs_since_best"] >= patience
-      run_meta["phase_done"] = stop_early or done == total_steps
+      run_meta["stopped_early"] = stop_early
       save(done)
       if stop_early:
         logging.info("Early stopping: no better %s for %d epochs", config.selection_metric, patience)
@@ -415,7 +424,6 @@ def _run_phase(config, phase: _Phase, model, train_source, val_source, class_wei
     elif done % config.checkpoint_every_steps == 0:
       save(done)
     run_meta["phase_step"] = done
-  run_meta["phase_done"] = True
   run_checkpoints.wait()
   nnx.update(model, state.trainable, state.frozen, state.batch_stats)
   return best_report
