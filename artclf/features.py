@@ -10,8 +10,12 @@ produce for that image in epoch k), and epoch e trains on view e mod K.
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
+import json
+import os
+import pathlib
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
@@ -71,6 +75,50 @@ def compute_features(features_fn: Callable[[np.ndarray], dict[str, np.ndarray]],
                      (total - done) / max(rate, 1e-9))
         last_report = now
   return {name: np.concatenate(parts, axis=1) for name, parts in outputs.items()}
+
+
+def cache_key(description: dict[str, Any], frozen_arrays: Sequence[np.ndarray]) -> str:
+  """A digest of everything the cached features depend on: data, views, and the frozen weights."""
+  digest = hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode())
+  for array in frozen_arrays:
+    digest.update(np.ascontiguousarray(array).tobytes())
+  return digest.hexdigest()[:24]
+
+
+def source_digest(source) -> str:
+  """A digest of a split's records (image bytes and labels), so a rebuilt dataset misses the cache."""
+  digest = hashlib.sha256()
+  for index in range(len(source)):
+    record = source[index]
+    digest.update(record["image"])
+    digest.update(np.asarray([int(record[task]) for task in labels.TASKS], np.int32).tobytes())
+  return digest.hexdigest()
+
+
+def load_or_compute(cache_dir: str | os.PathLike | None, key: str,
+                    compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+  """compute(), or its result saved earlier under cache_dir/key (None: no disk cache).
+
+  Repeated runs with the same data, views and frozen weights (tuning the heads, say)
+  then skip the slow part. Files are written to a temporary name and renamed.
+  """
+  if not cache_dir:
+    return compute()
+  folder = pathlib.Path(cache_dir) / key
+  index = folder / "index.json"
+  if index.exists():
+    names = json.loads(index.read_text())["names"]
+    logging.info("Reusing cached features from %s", folder)
+    return {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in names}
+  result = compute()
+  folder.mkdir(parents=True, exist_ok=True)
+  for name, value in result.items():
+    tmp = folder / f"{name}.npy.tmp"
+    with open(tmp, "wb") as f:
+      np.save(f, value)
+    os.replace(tmp, folder / f"{name}.npy")
+  index.write_text(json.dumps({"names": sorted(result)}))
+  return result
 
 
 def read_labels(source, indices: Sequence[int]) -> dict[str, np.ndarray]:

@@ -317,14 +317,24 @@ def _run_phase(config, phase: _Phase, model, train_source, val_source, class_wei
     frozen_model = model
     features_fn = _sharded_features_fn(frozen_model, phase.start_stage, mesh)
     views = list(range(config.feature_cache.num_views)) if _augmenting(aug) else [None]
-    train_indices = np.arange(len(train_source))
-    train_cache = features.compute_features(
-        features_fn, train_source, train_indices, views, aug, config.seed,
-        _round_up(eval_batch_size, num_devices), what="caching train features")
-    val_indices = np.arange(len(val_source))
-    val_cache = features.compute_features(
-        features_fn, val_source, val_indices, [None], aug, config.seed,
-        _round_up(eval_batch_size, num_devices), what="caching val features")
+    frozen_arrays = [np.asarray(x) for x in jax.tree.leaves(nnx.to_pure_dict(
+        nnx.state(model, nnx.Not(nnx.All(nnx.Param, optimizer_lib.trainable_filter(
+            phase_config.trainable, model.num_stages))))))]
+    cache_dir = config.feature_cache.get("dir") or None
+
+    def cached_features(split: str, source, split_views):
+      indices = np.arange(len(source))
+      key = features.cache_key(
+          {"data": features.source_digest(source), "views": split_views,
+           "augment": dataclasses.asdict(aug),
+           "seed": config.seed, "model": config.model.to_dict(), "end_stage": phase.start_stage},
+          frozen_arrays)
+      return indices, features.load_or_compute(cache_dir, key, lambda: features.compute_features(
+          features_fn, source, indices, split_views, aug, config.seed,
+          _round_up(eval_batch_size, num_devices), what=f"caching {split} features"))
+
+    train_indices, train_cache = cached_features("train", train_source, views)
+    val_indices, val_cache = cached_features("val", val_source, [None])
     cached = features.CachedBatches(train_cache, features.read_labels(train_source, train_indices),
                                     batch_size, config.seed, config.data.sampling,
                                     config.data.sampling_power)

@@ -62,7 +62,10 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Frozen lower stages are computed once per image view and cached, so that training
   # the upper part takes seconds per epoch. 'auto': on CPU only.
-  config.feature_cache = ml_collections.ConfigDict(dict(enabled="auto", num_views=4))
+  # 'dir' also keeps them on disk, keyed by data, views and frozen weights, so a rerun
+  # (tuning the heads, say) skips the slow part; '' keeps them in memory only.
+  config.feature_cache = ml_collections.ConfigDict(dict(
+      enabled="auto", num_views=4, dir="checkpoints/feature_cache"))
 
   # Model selection: the validation metric to maximise (a key of the evaluation report).
   config.selection_metric = "mean_accuracy"

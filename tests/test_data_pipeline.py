@@ -7,7 +7,7 @@ import pytest
 
 from artclf import labels, preprocess
 from artclf.data import augment, images, pipeline, tfds_builder
-from data_fixtures import build_synthetic
+from tests.data_fixtures import build_synthetic
 
 SIZE = 64  # Small views keep the tests fast; the pipeline is size-agnostic.
 AUG = augment.AugmentConfig(image_size=SIZE)

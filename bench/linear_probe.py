@@ -1,0 +1,137 @@
+"""The frozen-feature baseline: ImageNet ResNet50 features + one logistic regression per task.
+
+  python bench/linear_probe.py [--source_dir=../shared/data/ancient_art] [--data_dir=data]
+
+Reproduces, with artclf's own trunk, the baseline that issue 6 asks artclf to beat: the
+2048-d global-average-pooled features of the Keras ImageNet ResNet50 at 224 px (shorter
+side to 256, centre crop), then one class-balanced multinomial logistic regression per
+task (L2, C=1, as scikit-learn's defaults with class_weight='balanced'), fitted on
+train+val, scored on test with `artclf.metrics`. Also prints the always-majority answer.
+"""
+
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from absl import app, flags  # noqa: E402
+
+from artclf import runtime  # noqa: E402
+
+_SOURCE_DIR = flags.DEFINE_string("source_dir", "../shared/data/ancient_art", "labels.csv folder.")
+_DATA_DIR = flags.DEFINE_string("data_dir", "data", "Built dataset folder.")
+_CACHE_DIR = flags.DEFINE_string("cache_dir", "checkpoints/feature_cache", "Feature cache.")
+_C = flags.DEFINE_float("C", 1.0, "Inverse L2 strength, as scikit-learn's C.")
+_STANDARDIZE = flags.DEFINE_bool("standardize", False, "Standardise features first.")
+
+# Issue 6's table, measured independently of artclf.
+REFERENCE = {"accuracy": {"culture": 0.805, "medium": 0.807, "period": 0.380, "mean": 0.664,
+                          "all_three": 0.354},
+             "balanced": {"culture": 0.766, "medium": 0.779, "period": 0.504, "mean": 0.683}}
+
+
+def fit_logistic_regression(x, y, num_classes: int, c: float, iterations: int = 500):
+  """Class-balanced multinomial logistic regression (scikit-learn's objective), by L-BFGS."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  import optax
+
+  known = y >= 0
+  x, y = jnp.asarray(x[known], jnp.float32), jnp.asarray(y[known])
+  counts = np.bincount(np.asarray(y), minlength=num_classes)
+  class_weight = jnp.asarray(len(y) / (num_classes * np.maximum(counts, 1)), jnp.float32)
+  params = {"w": jnp.zeros((x.shape[1], num_classes)), "b": jnp.zeros((num_classes,))}
+
+  def objective(params):
+    logits = x @ params["w"] + params["b"]
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    return jnp.sum(class_weight[y] * ce) + 0.5 / c * jnp.sum(params["w"] ** 2)
+
+  solver = optax.lbfgs()
+  value_and_grad = optax.value_and_grad_from_state(objective)
+
+  @jax.jit
+  def step(params, state):
+    value, grad = value_and_grad(params, state=state)
+    updates, state = solver.update(grad, state, params, value=value, grad=grad,
+                                   value_fn=objective)
+    return optax.apply_updates(params, updates), state
+
+  state = solver.init(params)
+  for _ in range(iterations):
+    params, state = step(params, state)
+  return params
+
+
+def main(argv):
+  del argv
+  runtime.configure()
+  import jax
+  import numpy as np
+  from flax import nnx
+
+  from artclf import features, labels, metrics, weights
+  from artclf.data import augment, tfds_builder
+
+  data_dir = pathlib.Path(_DATA_DIR.value)
+  try:
+    tfds_builder.dataset_dir(data_dir)
+  except FileNotFoundError:
+    tfds_builder.build(_SOURCE_DIR.value, data_dir)
+  classifier = weights.load_imagenet_classifier()
+  graphdef, state = nnx.split(classifier.trunk)
+  pooled = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x).mean(axis=(1, 2)))
+  aug = augment.AugmentConfig()
+
+  def split_features(split):
+    source = tfds_builder.open_split(data_dir, split)
+    key = features.cache_key({"probe": "gap2048", "data": features.source_digest(source)},
+                             [np.asarray(x) for x in jax.tree.leaves(nnx.to_pure_dict(state))])
+    computed = features.load_or_compute(_CACHE_DIR.value, key, lambda: {"gap": features.compute_features(
+        lambda images: {"gap": pooled(state, images)}, source, np.arange(len(source)), [None],
+        aug, 0, 32, what=f"{split} features")["gap"][0].astype(np.float32)})
+    return np.asarray(computed["gap"], np.float32), features.read_labels(source, np.arange(len(source)))
+
+  start = time.time()
+  (x_train, y_train), (x_val, y_val), (x_test, y_test) = (split_features(s) for s in ("train", "val", "test"))
+  print(f"features: {time.time() - start:.0f} s")
+  x_fit = np.concatenate([x_train, x_val])
+  y_fit = {t: np.concatenate([y_train[t], y_val[t]]) for t in labels.TASKS}
+  if _STANDARDIZE.value:
+    mean, std = x_fit.mean(0), x_fit.std(0) + 1e-6
+    x_fit, x_test = (x_fit - mean) / std, (x_test - mean) / std
+  probs = {}
+  for task in labels.TASKS:
+    params = fit_logistic_regression(x_fit, y_fit[task], labels.num_classes(task), _C.value)
+    probs[task] = np.asarray(jax.nn.softmax(x_test @ params["w"] + params["b"], axis=-1))
+  report = metrics.evaluate_predictions(y_test, probs)
+  majority = {}
+  for task in labels.TASKS:
+    best = int(np.argmax(np.bincount(y_fit[task][y_fit[task] >= 0], minlength=3)))
+    majority[task] = np.eye(3)[np.full(len(y_test[task]), best)]
+  majority_report = metrics.evaluate_predictions(y_test, majority)
+
+  print(f"\nLinear probe on the shared test split ({len(x_test)} images, "
+        f"{report['all_three']['num_known']} with all three labels known):\n")
+  print("| | culture | medium | period | mean | all three |")
+  print("|---|---|---|---|---|---|")
+  for name, rep, ref in (("artclf probe", report, None), ("issue 6 reference", None, REFERENCE),
+                         ("always majority", majority_report, None)):
+    if rep is not None:
+      acc = [rep["tasks"][t]["accuracy"] for t in labels.TASKS]
+      bal = [rep["tasks"][t]["balanced_accuracy"] for t in labels.TASKS]
+      print(f"| {name}: accuracy | " + " | ".join(f"{a:.1%}" for a in acc) +
+            f" | {rep['mean_accuracy']:.1%} | {rep['all_three']['accuracy']:.1%} |")
+      print(f"| {name}: balanced | " + " | ".join(f"{b:.1%}" for b in bal) +
+            f" | {rep['mean_balanced_accuracy']:.1%} | |")
+    else:
+      print(f"| {name}: accuracy | " + " | ".join(f"{ref['accuracy'][t]:.1%}" for t in labels.TASKS) +
+            f" | {ref['accuracy']['mean']:.1%} | {ref['accuracy']['all_three']:.1%} |")
+      print(f"| {name}: balanced | " + " | ".join(f"{ref['balanced'][t]:.1%}" for t in labels.TASKS) +
+            f" | {ref['balanced']['mean']:.1%} | |")
+
+
+if __name__ == "__main__":
+  app.run(main)
