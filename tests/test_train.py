@@ -162,6 +162,13 @@ def _latest_params(workdir) -> dict:
   return step, state.state
 
 
+def _complete_checkpoints(checkpoint_dir: pathlib.Path) -> list[int]:
+  """Steps of the finished checkpoints (orbax renames a '<step>.orbax-checkpoint-tmp' folder)."""
+  if not checkpoint_dir.exists():
+    return []
+  return [int(p.name) for p in checkpoint_dir.iterdir() if p.name.isdigit()]
+
+
 def _train_command(config_overrides, workdir):
   return [sys.executable, "-m", "artclf.train", "--config=configs/tiny.py",
           f"--workdir={workdir}"] + [f"--config.{k}={v}" for k, v in config_overrides.items()]
@@ -183,14 +190,14 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(synthetic_data_dir, t
   deadline = time.time() + 300
   checkpoint_dir = interrupted / "checkpoints"
   while time.time() < deadline and process.poll() is None:
-    done = [int(p.name) for p in checkpoint_dir.glob("[0-9]*")] if checkpoint_dir.exists() else []
+    done = _complete_checkpoints(checkpoint_dir)
     if any(step > 12 for step in done):
       break
     time.sleep(0.05)
   assert process.poll() is None, "the run finished before it could be interrupted"
   process.send_signal(signal.SIGKILL)
   process.wait()
-  killed_at = max(int(p.name) for p in checkpoint_dir.glob("[0-9]*"))
+  killed_at = max(_complete_checkpoints(checkpoint_dir))
   assert killed_at < 18
 
   subprocess.run(_train_command(overrides, interrupted), cwd=REPO_ROOT, env=env, check=True,
