@@ -107,3 +107,16 @@ def test_trunk_spec_parsing():
   assert model_lib.trunk_spec("resnet:2,2:16") == model_lib.TrunkSpec((2, 2), 16)
   with pytest.raises(ValueError, match="unknown trunk"):
     model_lib.trunk_spec("vgg16")
+
+
+def test_bfloat16_compute_keeps_float32_parameters():
+  model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny", compute_dtype="bfloat16"),
+                                  rngs=nnx.Rngs(0))
+  images = jax.random.normal(jax.random.key(0), (2, 64, 64, 3))
+  assert model.features(images)["shared"].dtype == jnp.bfloat16
+  logits = model(images)
+  assert all(v.dtype == jnp.float32 for v in logits.values())
+  assert {x.dtype for x in jax.tree.leaves(nnx.state(model, nnx.Param))} == {jnp.dtype("float32")}
+  reference = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny"), rngs=nnx.Rngs(0))
+  for task in labels.TASKS:
+    np.testing.assert_allclose(logits[task], reference(images)[task], rtol=0.1, atol=0.5)
