@@ -50,7 +50,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.loss = ml_collections.ConfigDict(dict(
       task_weights=dict(culture=1.0, medium=1.0, period=1.0),
       # Inverse-frequency class weights from the train split (artclf.data.balance).
-      class_weights=True, class_weight_power=0.5, label_smoothing=0.1))
+      class_weights=True, class_weight_power=1.0, label_smoothing=0.1))
 
   config.optimizer = ml_collections.ConfigDict(dict(
       name="adam", b1=0.9, b2=0.999, eps=1e-7, weight_decay=1e-4, clip_norm=1.0))
@@ -67,8 +67,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.feature_cache = ml_collections.ConfigDict(dict(
       enabled="auto", num_views=4, dir="checkpoints/feature_cache"))
 
-  # Model selection: the validation metric to maximise (a key of the evaluation report).
-  config.selection_metric = "mean_accuracy"
+  # Model selection: the validation metric to maximise: mean_balanced_accuracy (the mean
+  # recall over each task's classes, fair to minority classes), mean_accuracy or
+  # all_three_accuracy.
+  config.selection_metric = "mean_balanced_accuracy"
   config.log_every_steps = 20
   config.checkpoint_every_steps = 500
   config.keep_checkpoints = 2
