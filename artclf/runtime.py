@@ -1,0 +1,53 @@
+"""XLA CPU flags that artclf needs, set once per process before JAX starts its backend.
+
+Call `configure_xla_cpu()` at the top of every entry point (train, evaluate, predict,
+benches), before the first JAX computation. It appends the project's flags to the user's
+`XLA_FLAGS`; a flag the user already set keeps the user's value. Once JAX has initialised
+its backends the flags can no longer take effect, so it then only warns.
+
+The flags were chosen by measurement (`bench/xla_flag_sweep.py`, results in
+`bench/README.md`), on the 2-core AVX2 AMD EPYC CPU of the project's machine, jax 0.10.2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+# Flag name (without the leading dashes) -> value. See bench/README.md for the measurements.
+PROJECT_XLA_CPU_FLAGS: dict[str, str] = {}
+
+
+def _flag_names(xla_flags: str) -> set[str]:
+  """Names of the flags in an XLA_FLAGS string ('--name=value' or '--name')."""
+  return {token.lstrip("-").split("=", 1)[0] for token in xla_flags.split() if token.startswith("-")}
+
+
+def _jax_backend_started() -> bool:
+  if "jax" not in sys.modules:
+    return False
+  from jax._src import xla_bridge  # pylint: disable=import-outside-toplevel
+  return xla_bridge.backends_are_initialized()
+
+
+def configure_xla_cpu(flags: dict[str, str] | None = None) -> list[str]:
+  """Adds the project's XLA CPU flags to XLA_FLAGS; returns the flags it added.
+
+  `flags` defaults to `PROJECT_XLA_CPU_FLAGS`. User-set flags win. If JAX's backend is
+  already running, nothing changes and a warning says so.
+  """
+  flags = PROJECT_XLA_CPU_FLAGS if flags is None else flags
+  existing = os.environ.get("XLA_FLAGS", "")
+  user_flag_names = _flag_names(existing)
+  to_add = [f"--{name}={value}" for name, value in flags.items() if name not in user_flag_names]
+  if not to_add:
+    return []
+  if _jax_backend_started():
+    warnings.warn(
+        "artclf.runtime.configure_xla_cpu() was called after JAX initialised its backend; "
+        f"XLA flags {to_add} not applied. Call it before the first JAX computation.",
+        RuntimeWarning, stacklevel=2)
+    return []
+  os.environ["XLA_FLAGS"] = " ".join(([existing] if existing.strip() else []) + to_add)
+  return to_add
