@@ -2,7 +2,8 @@
 
 Compares artclf's jitted `model(images)` + softmax, the same with BatchNorm folded into
 the convolutions (`artclf.inference.fold_batchnorm`), and the PyTorch reference in eval
-mode under `torch.inference_mode()`. Repetitions alternate between the three so that a
+mode under `torch.inference_mode()` (in a child process, see `bench/torch_worker.py`).
+Repetitions alternate between the three so that a
 load change on the machine hits all of them; medians are reported.
 
   PYTHONPATH=. python bench/predict.py [--repetitions 5] [--latency-calls 5]
@@ -58,18 +59,11 @@ def main() -> None:
   latency_runners = {name: artclf_runner(m, single_image, args.latency_calls)
                      for name, m in artclf_models.items()}
   batch_runners = {name: artclf_runner(m, batch_images, 1) for name, m in artclf_models.items()}
+  torch_workers = []
   if not args.no_torch:
-    import torch  # pylint: disable=import-outside-toplevel
-    from bench import torch_reference  # pylint: disable=import-outside-toplevel
-    torch_reference.use_all_cores()
-    torch_predict = torch_reference.make_predict(torch_reference.build_model())
-
-    def torch_runner(images, calls):
-      return lambda: [torch_predict(torch_reference.images_from_nhwc(images)) for _ in range(calls)]
-
-    latency_runners["torch"] = torch_runner(single_image, args.latency_calls)
-    batch_runners["torch"] = torch_runner(batch_images, 1)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    torch_workers = [common.TorchWorker("predict", 1), common.TorchWorker("predict", args.batch)]
+    latency_runners["torch"] = torch_workers[0].runner(args.latency_calls)
+    batch_runners["torch"] = torch_workers[1].runner(1)
 
   for runners in (latency_runners, batch_runners):  # warm-up: compiles, first-call setup
     common.interleaved_seconds(runners, 1)
@@ -85,6 +79,8 @@ def main() -> None:
     for name in artclf_models:
       print(f"throughput ratio {name}/torch: "
             f"{images_per_second[name] / images_per_second['torch']:.2f}x")
+  for worker in torch_workers:
+    worker.close()
 
 
 if __name__ == "__main__":

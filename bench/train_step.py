@@ -1,7 +1,8 @@
 """Images per second of the full ResNet50 train step, artclf against the PyTorch reference.
 
 224 px, batch 32, float32, forward + backward + Adam, summed cross-entropy of the three
-heads. artclf and the reference (`bench/torch_reference.py`) alternate repetitions in one
+heads. artclf and the reference (`bench/torch_reference.py`, run in a child process by
+`bench/torch_worker.py`) alternate repetitions in one
 run and the medians are compared, so that a load change on the machine hits both.
 
   PYTHONPATH=. python bench/train_step.py [--batch 32] [--repetitions 5] [--dtype float32]
@@ -81,23 +82,6 @@ class ArtclfTrainer:
     self.loss.block_until_ready()
 
 
-class TorchTrainer:
-  """The PyTorch reference step on the same batch; `run()` does one step."""
-
-  def __init__(self, batch_size: int, seed: int = 0):
-    import torch  # pylint: disable=import-outside-toplevel
-    from bench import torch_reference  # pylint: disable=import-outside-toplevel
-    torch_reference.use_all_cores()
-    torch.manual_seed(seed)
-    images, labels = common.random_batch(batch_size, seed=seed)
-    self.images = torch_reference.images_from_nhwc(images)
-    self.labels = {task: torch.from_numpy(value).long() for task, value in labels.items()}
-    self.step = torch_reference.make_train_step(torch_reference.build_model())
-
-  def run(self) -> None:
-    self.step(self.images, self.labels)
-
-
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--batch", type=int, default=32)
@@ -114,7 +98,8 @@ def main() -> None:
   print(f"artclf compile: {compile_seconds:.1f} s")
   runners = {"artclf": artclf_trainer.run}
   if not args.no_torch:
-    runners["torch"] = TorchTrainer(args.batch).run
+    torch_worker = common.TorchWorker("train", args.batch)
+    runners["torch"] = torch_worker.runner()
   common.interleaved_seconds(runners, args.warmup)
   seconds = common.interleaved_seconds(runners, args.repetitions)
   images_per_second = {name: args.batch / common.median(s) for name, s in seconds.items()}
@@ -124,6 +109,8 @@ def main() -> None:
   if "torch" in images_per_second:
     print(f"ratio artclf/torch: {images_per_second['artclf'] / images_per_second['torch']:.2f}x")
   print(f"final artclf loss {float(artclf_trainer.loss):.4f}")
+  if not args.no_torch:
+    torch_worker.close()
 
 
 if __name__ == "__main__":
