@@ -16,7 +16,12 @@ import sys
 import warnings
 
 # Flag name (without the leading dashes) -> value. See bench/README.md for the measurements.
-PROJECT_XLA_CPU_FLAGS: dict[str, str] = {}
+PROJECT_XLA_CPU_FLAGS: dict[str, str] = {
+    # No YNNPACK fusions: convolutions and dots go to XLA's Eigen kernels. YNNPACK's
+    # convolution ran the kernel/input gradients of ResNet50's convolutions 2-5x slower
+    # than Eigen; inference is unchanged within noise.
+    "xla_cpu_experimental_ynn_fusion_type": "",
+}
 
 
 def _flag_names(xla_flags: str) -> set[str]:
