@@ -28,8 +28,9 @@ class FoldedBatchNorm(nnx.Module):
 def _fold_into_conv(conv: nnx.Conv, batch_norm: nnx.BatchNorm) -> None:
   """Rewrites `conv`'s kernel and bias in place to include `batch_norm`'s running statistics."""
   scale = batch_norm.scale[...] / jnp.sqrt(batch_norm.var[...] + batch_norm.epsilon)
-  conv.kernel[...] = conv.kernel[...] * scale
-  conv.bias[...] = (conv.bias[...] - batch_norm.mean[...]) * scale + batch_norm.bias[...]
+  # Assign new arrays (never write into the old ones: they may be shared with `model`).
+  conv.kernel.set_value(conv.kernel[...] * scale)
+  conv.bias.set_value((conv.bias[...] - batch_norm.mean[...]) * scale + batch_norm.bias[...])
 
 
 def _fold_trunk(trunk: ResNetTrunk) -> None:
