@@ -1,6 +1,11 @@
 """artclf: culture, medium and period of ancient artworks from a photo."""
 
+from artclf import runtime as _runtime
 from artclf.labels import CLASSES, TASKS
+
+# The XLA CPU flags artclf is tuned for (see artclf/runtime.py), for library users too;
+# a no-op if JAX is already running or the user set those flags.
+_runtime.configure_xla_cpu(warn=False)
 
 __version__ = "0.1.0"
 

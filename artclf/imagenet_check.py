@@ -18,7 +18,7 @@ import numpy as np
 from absl import app, flags, logging
 from PIL import Image
 
-from artclf import preprocess, weights
+from artclf import preprocess, runtime, weights
 
 _WEIGHTS_DIR = flags.DEFINE_string("weights_dir", None, "Pretrained-weights cache folder.")
 _WEIGHTS_TARBALL = flags.DEFINE_string(
@@ -71,4 +71,5 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
+  runtime.configure()
   app.run(main)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from artclf import labels
+from artclf import conv, labels
 
 # Keras' BatchNormalization defaults for ResNet50.
 BN_EPSILON = 1e-3
@@ -64,7 +64,9 @@ def trunk_spec(name: str) -> TrunkSpec:
 
 def _conv(in_features, out_features, kernel, stride, padding, dtype, rngs):
   return nnx.Conv(in_features, out_features, (kernel, kernel), (stride, stride),
-                  padding=padding, use_bias=True, dtype=dtype, rngs=rngs)
+                  padding=padding, use_bias=True, dtype=dtype, rngs=rngs,
+                  # 1x1 convolutions get matrix-product gradients (see artclf.conv).
+                  conv_general_dilated=conv.conv_general_dilated)
 
 
 def _batch_norm(features, dtype, rngs):

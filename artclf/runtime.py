@@ -1,26 +1,82 @@
-"""Process-wide runtime settings applied by artclf's entry points before JAX starts.
+"""Process-wide settings for artclf's entry points: XLA CPU flags and quiet library logs.
 
-Keeps third-party INFO chatter (orbax, absl in grain) out of the training log, so the
-lines a user reads are artclf's own.
+Call `configure()` at the top of every entry point (train, evaluate, predict, benches),
+before the first JAX computation. `configure_xla_cpu()` It appends the project's flags to the user's
+`XLA_FLAGS`; a flag the user already set keeps the user's value. Once JAX has initialised
+its backends the flags can no longer take effect, so it then only warns.
+
+The flags were chosen by measurement (`bench/xla_flag_sweep.py`, results in
+`bench/README.md`), on the 2-core AVX2 AMD EPYC CPU of the project's machine, jax 0.10.2.
 """
+
+from __future__ import annotations
 
 import logging as std_logging
 import os
+import sys
+import warnings
 
-_QUIET_PATHS = (os.sep + "orbax" + os.sep, os.sep + "grain" + os.sep, os.sep + "jax" + os.sep,
-                os.sep + "tensorflow_datasets" + os.sep)
+# Flag name (without the leading dashes) -> value. See bench/README.md for the measurements.
+PROJECT_XLA_CPU_FLAGS: dict[str, str] = {
+    # No YNNPACK fusions: convolutions and dots go to XLA's Eigen kernels. YNNPACK's
+    # convolution ran the kernel/input gradients of ResNet50's convolutions 2-5x slower
+    # than Eigen; inference is unchanged within noise.
+    "xla_cpu_experimental_ynn_fusion_type": "",
+}
+
+
+def _flag_names(xla_flags: str) -> set[str]:
+  """Names of the flags in an XLA_FLAGS string ('--name=value' or '--name')."""
+  return {token.lstrip("-").split("=", 1)[0] for token in xla_flags.split() if token.startswith("-")}
+
+
+def _jax_backend_started() -> bool:
+  if "jax" not in sys.modules:
+    return False
+  from jax._src import xla_bridge  # pylint: disable=import-outside-toplevel
+  return xla_bridge.backends_are_initialized()
+
+
+def configure_xla_cpu(flags: dict[str, str] | None = None, warn: bool = True) -> list[str]:
+  """Adds the project's XLA CPU flags to XLA_FLAGS; returns the flags it added.
+
+  `flags` defaults to `PROJECT_XLA_CPU_FLAGS`. User-set flags win. If JAX's backend is
+  already running, nothing changes and a warning says so.
+  """
+  flags = PROJECT_XLA_CPU_FLAGS if flags is None else flags
+  existing = os.environ.get("XLA_FLAGS", "")
+  user_flag_names = _flag_names(existing)
+  to_add = [f"--{name}={value}" for name, value in flags.items() if name not in user_flag_names]
+  if not to_add:
+    return []
+  if _jax_backend_started():
+    if not warn:
+      return []
+    warnings.warn(
+        "artclf.runtime.configure_xla_cpu() was called after JAX initialised its backend; "
+        f"XLA flags {to_add} not applied. Call it before the first JAX computation.",
+        RuntimeWarning, stacklevel=2)
+    return []
+  os.environ["XLA_FLAGS"] = " ".join(([existing] if existing.strip() else []) + to_add)
+  return to_add
+
+
+_QUIET_PATHS = tuple(os.sep + name + os.sep for name in ("orbax", "grain", "jax",
+                                                        "tensorflow_datasets"))
 
 
 class _LibraryInfoFilter(std_logging.Filter):
-  """Drops INFO records logged from inside orbax, grain, jax and TFDS (warnings pass)."""
+  """Drops INFO records logged from inside orbax, grain, jax and TFDS (warnings pass), so
+  the lines a user reads in a training log are artclf's own."""
 
   def filter(self, record: std_logging.LogRecord) -> bool:
     return record.levelno >= std_logging.WARNING or not any(p in record.pathname for p in _QUIET_PATHS)
 
 
 def configure() -> None:
-  """Call once at the start of an entry point's main()."""
-  from absl import logging
+  """XLA CPU flags (see configure_xla_cpu) and the log filter; call once, first thing in main()."""
+  configure_xla_cpu()
+  from absl import logging  # pylint: disable=import-outside-toplevel
   handler = logging.get_absl_handler()
   if not any(isinstance(f, _LibraryInfoFilter) for f in handler.filters):
     handler.addFilter(_LibraryInfoFilter())

@@ -1,0 +1,86 @@
+"""A convolution for `nnx.Conv` whose 1x1 case has a matrix-product backward pass.
+
+Differentiating `lax.conv_general_dilated` gives XLA a kernel gradient that is itself a
+convolution, with a window as large as the feature map (e.g. 56x56) and the batch as its
+feature dimension. For 1x1 kernels that is a plain matrix product, but XLA:CPU runs the
+convolution form 2-9x slower than the product (bench/README.md). Here a 1x1 convolution
+keeps the usual forward pass, and its backward pass is:
+  * kernel gradient: [C_in, B*H*W] x [B*H*W, C_out] over the strided input pixels;
+  * input gradient: [B*H'*W', C_out] x [C_out, C_in], scattered back to the strided
+    positions (zeros where the stride skipped pixels).
+Larger kernels (3x3, the 7x7 stem) go to `lax.conv_general_dilated` unchanged: there the
+per-tap matrix products measured slower than XLA's own convolution gradients.
+Results equal lax's gradients up to float rounding (tests/test_conv.py).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+_NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def _strided_pixels(inputs, strides):
+  return inputs[:, ::strides[0], ::strides[1], :]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def pointwise_conv_nhwc(inputs, kernel, strides: tuple[int, int]):
+  """1x1 'VALID' convolution of NHWC inputs with an HWIO kernel [1, 1, C_in, C_out]."""
+  return lax.conv_general_dilated(inputs, kernel, strides, "VALID", dimension_numbers=_NHWC)
+
+
+def _pointwise_forward(inputs, kernel, strides):
+  return pointwise_conv_nhwc(inputs, kernel, strides), (inputs, kernel)
+
+
+def _pointwise_backward(strides, residuals, output_grad):
+  inputs, kernel = residuals
+  in_features, out_features = kernel.shape[2:]
+  pixels = _strided_pixels(inputs, strides).reshape(-1, in_features)
+  kernel_grad = lax.dot_general(pixels, output_grad.reshape(-1, out_features),
+                                (((0,), (0,)), ((), ())))
+  grad_at_pixels = jnp.dot(output_grad, kernel[0, 0].T)
+  padding = [(0, 0, 0)]
+  for axis, stride in ((1, strides[0]), (2, strides[1])):
+    covered = (grad_at_pixels.shape[axis] - 1) * stride + 1
+    padding.append((0, inputs.shape[axis] - covered, stride - 1))
+  padding.append((0, 0, 0))
+  input_grad = lax.pad(grad_at_pixels, jnp.zeros((), grad_at_pixels.dtype), padding)
+  return input_grad.astype(inputs.dtype), kernel_grad.reshape(kernel.shape).astype(kernel.dtype)
+
+
+pointwise_conv_nhwc.defvjp(_pointwise_forward, _pointwise_backward)
+
+
+def _is_pointwise_nhwc(inputs, kernel, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                       feature_group_count, kwargs) -> bool:
+  if inputs.ndim != 4 or kernel.shape[:2] != (1, 1) or feature_group_count != 1 or kwargs:
+    return False
+  if any(d != 1 for d in tuple(lhs_dilation or ()) + tuple(rhs_dilation or ())):
+    return False
+  if not (padding == "VALID" or padding == "SAME"
+          or (not isinstance(padding, str) and all(tuple(p) == (0, 0) for p in padding))):
+    return False
+  return (lax.conv_dimension_numbers(inputs.shape, kernel.shape, dimension_numbers)
+          == lax.conv_dimension_numbers(inputs.shape, kernel.shape, _NHWC))
+
+
+def conv_general_dilated(inputs, kernel, window_strides, padding, lhs_dilation=None,
+                         rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
+                         precision=None, **kwargs):
+  """Drop-in for `lax.conv_general_dilated` (the `nnx.Conv(conv_general_dilated=...)` hook)."""
+  kwargs = {k: v for k, v in kwargs.items() if v is not None}
+  if precision is None and _is_pointwise_nhwc(inputs, kernel, padding, lhs_dilation,
+                                              rhs_dilation, dimension_numbers,
+                                              feature_group_count, kwargs):
+    # A 1x1 kernel needs no padding, even for 'SAME'.
+    return pointwise_conv_nhwc(inputs, kernel, tuple(int(s) for s in window_strides))
+  return lax.conv_general_dilated(
+      inputs, kernel, window_strides, padding, lhs_dilation=lhs_dilation,
+      rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+      feature_group_count=feature_group_count, precision=precision, **kwargs)

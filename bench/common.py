@@ -1,0 +1,70 @@
+"""Helpers shared by the benches: synthetic batches and interleaved timing."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+import numpy as np
+
+TASKS = ("culture", "medium", "period")
+NUM_CLASSES = 3
+
+
+def random_batch(batch_size: int, image_size: int = 224, seed: int = 0):
+  """Caffe-normalised-looking NHWC float32 images and integer labels per task."""
+  rng = np.random.default_rng(seed)
+  images = rng.normal(0.0, 50.0, (batch_size, image_size, image_size, 3)).astype(np.float32)
+  labels = {task: rng.integers(0, NUM_CLASSES, batch_size).astype(np.int32) for task in TASKS}
+  return images, labels
+
+
+def interleaved_seconds(runners: dict[str, Callable[[], None]], repetitions: int,
+                        settle_seconds: float = 0.3) -> dict:
+  """Runs each runner once per round, rounds alternating, and returns the seconds per run.
+
+  Interleaving keeps the comparison fair when the machine's load changes during the run.
+  Each runner must block until its work is done. Before each timed run, an untimed pause
+  of `settle_seconds` lets the previous runner's thread pool stop spinning: XLA's and
+  PyTorch's OpenMP workers busy-wait after their work, and on 2 cores that slowed the
+  next runner by up to 4x.
+  """
+  seconds = {name: [] for name in runners}
+  for _ in range(repetitions):
+    for name, run in runners.items():
+      time.sleep(settle_seconds)
+      start = time.perf_counter()
+      run()
+      seconds[name].append(time.perf_counter() - start)
+  return seconds
+
+
+def median(values) -> float:
+  return statistics.median(values)
+
+
+class TorchWorker:
+  """The PyTorch reference in a child process (`bench/torch_worker.py`)."""
+
+  def __init__(self, mode: str, batch_size: int):
+    import subprocess  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+    self.process = subprocess.Popen(
+        [sys.executable, "-m", "bench.torch_worker", mode, str(batch_size)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    if self.process.stdout.readline().strip() != "ready":
+      raise RuntimeError("torch worker failed to start")
+
+  def runner(self, calls: int = 1) -> Callable[[], None]:
+    """A blocking callable that has the worker run `calls` calls."""
+    def run():
+      self.process.stdin.write(f"{calls}\n")
+      self.process.stdin.flush()
+      if self.process.stdout.readline().strip() != "done":
+        raise RuntimeError("torch worker died")
+    return run
+
+  def close(self) -> None:
+    self.process.stdin.close()
+    self.process.wait()
