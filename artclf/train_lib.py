@@ -327,7 +327,9 @@ def _run_phase(config, phase: _Phase, model, train_source, val_source, class_wei
       key = features.cache_key(
           {"data": features.source_digest(source), "views": split_views,
            "augment": dataclasses.asdict(aug),
-           "seed": config.seed, "model": config.model.to_dict(), "end_stage": phase.start_stage},
+           "seed": config.seed, "end_stage": phase.start_stage,
+           # Only what shapes the frozen stages' outputs (the heads and SE block do not).
+           "model": {k: config.model[k] for k in ("trunk", "compute_dtype", "submodels")}},
           frozen_arrays)
       return indices, features.load_or_compute(cache_dir, key, lambda: features.compute_features(
           features_fn, source, indices, split_views, aug, config.seed,
