@@ -17,16 +17,17 @@ import os
 import re
 import tempfile
 import threading
-import warnings
 
-from PIL import Image, ImageOps
+from PIL import Image
+
+from artclf.data import images
 
 MANIFEST = "manifest.jsonl"
 JPEG_QUALITY = 90
 
 
-class ImageError(Exception):
-  """A download that is not a usable picture (truncated, too large, not an image)."""
+# Undecodable data, truncated files and decompression bombs (artclf.data.images' errors).
+ImageError = images.ImageDecodeError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,28 +53,8 @@ def safe_component(text: str, max_len: int = 100) -> str:
 
 
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:
-  """Decoded RGB image; raises ImageError for bombs, truncated or undecodable data."""
-  try:
-    with warnings.catch_warnings():
-      warnings.simplefilter("error", Image.DecompressionBombWarning)
-      image = Image.open(io.BytesIO(data))
-      width, height = image.size
-      if width * height > max_pixels:
-        raise ImageError(f"image of {width}x{height} pixels is over the {max_pixels} cap")
-      image.load()  # Truncated data raises here (LOAD_TRUNCATED_IMAGES stays False).
-  except ImageError:
-    raise
-  except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-    raise ImageError(f"decompression bomb: {e}") from None
-  except Exception as e:  # Pillow raises many types (OSError, SyntaxError, ValueError...).
-    raise ImageError(f"not a decodable image: {type(e).__name__}: {e}") from None
-  image = ImageOps.exif_transpose(image)
-  if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-    rgba = image.convert("RGBA")
-    background = Image.new("RGB", rgba.size, (255, 255, 255))
-    background.paste(rgba, mask=rgba.getchannel("A"))
-    return background
-  return image.convert("RGB")
+  """Decoded upright RGB image (transparency on white); raises ImageError if unusable."""
+  return images.decode_image(data, max_pixels=max_pixels)
 
 
 def resize_longer_side(image: Image.Image, size: int) -> Image.Image:
