@@ -447,21 +447,33 @@ def _augmenting(aug: augment.AugmentConfig) -> bool:
 
 
 def _sharded_features_fn(model, end_stage: int, mesh):
-  """A jitted model.features(images, end_stage) over the mesh, padding to the device count."""
-  graphdef, model_state = nnx.split(model)
-  model_state = steps.put_replicated(model_state, mesh)
+  """A jitted model.features(images, end_stage) over the mesh, padding to the device count.
 
-  @jax.jit
-  def run(model_state, images):
-    return nnx.merge(graphdef, model_state).features(images, end_stage=end_stage)
-
+  Nets whose trunks hold identical weights (the three ImageNet-initialised submodels)
+  share one computation.
+  """
+  groups: dict[str, list[str]] = {}
+  for name, net in model.nets.items():
+    trunk_arrays = [np.asarray(x) for x in jax.tree.leaves(nnx.to_pure_dict(nnx.state(net.trunk)))]
+    groups.setdefault(features.cache_key({}, trunk_arrays), []).append(name)
   num_devices = mesh.devices.size
+  runners = []
+  for names in groups.values():
+    graphdef, net_state = nnx.split(model.nets[names[0]])
+    net_state = steps.put_replicated(net_state, mesh)
+    run = jax.jit(lambda state, images, graphdef=graphdef: nnx.merge(graphdef, state).features(
+        images, end_stage=end_stage))
+    runners.append((names, run, net_state))
 
   def features_fn(images: np.ndarray) -> dict[str, np.ndarray]:
     count = len(images)
     padded = _pad_batch({"image": images}, _round_up(count, num_devices))["image"]
-    out = run(model_state, steps.global_batch({"image": padded}, mesh)["image"])
-    return {name: np.asarray(jax.device_get(v))[:count] for name, v in out.items()}
+    inputs = steps.global_batch({"image": padded}, mesh)["image"]
+    out = {}
+    for names, run, net_state in runners:
+      value = np.asarray(jax.device_get(run(net_state, inputs)))[:count]
+      out.update({name: value for name in names})
+    return out
 
   return features_fn
 
