@@ -1,7 +1,7 @@
 """artclf: culture, medium and period of ancient artworks from a photo."""
 
 from artclf import runtime as _runtime
-from artclf.labels import CLASSES, TASKS
+from artclf.labels import CLASSES, TASKS  # noqa: F401  (public names)
 
 # The XLA CPU flags artclf is tuned for (see artclf/runtime.py), for library users too;
 # a no-op if JAX is already running or the user set those flags.

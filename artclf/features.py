@@ -17,7 +17,6 @@ import pathlib
 import time
 from typing import Any, Callable, Sequence
 
-import jax
 import numpy as np
 from absl import logging
 

@@ -12,7 +12,6 @@ import jax
 import jax.numpy as jnp
 import matplotlib
 import numpy as np
-from flax import nnx
 from PIL import Image
 
 from artclf import labels, preprocess

@@ -164,7 +164,6 @@ def expected_calibration_error(labels, probs, num_bins: int = ECE_NUM_BINS) -> f
   correct = (probs.argmax(axis=1) == labels).astype(np.float64)
   # Bin b holds confidences in (b / num_bins, (b + 1) / num_bins]; 0 joins bin 0.
   bins = np.clip(np.ceil(confidence * num_bins).astype(np.int64) - 1, 0, num_bins - 1)
-  count = np.bincount(bins, minlength=num_bins).astype(np.float64)
   conf_sum = np.bincount(bins, weights=confidence, minlength=num_bins)
   correct_sum = np.bincount(bins, weights=correct, minlength=num_bins)
   return float(np.abs(correct_sum - conf_sum).sum() / labels.size)

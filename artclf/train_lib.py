@@ -16,7 +16,7 @@ import math
 import os
 import pathlib
 import time
-from typing import Any, Iterator
+from typing import Iterator
 
 import jax
 import ml_collections
