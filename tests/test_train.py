@@ -257,3 +257,20 @@ def test_cpu_quick_runs_end_to_end_on_a_subset_of_the_shared_set(shared_data_dir
   assert [r["epoch"] for r in val] == [1, 2, 3]
   assert (tmp_path / "run" / "config.json").exists()
   assert any((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def test_cached_phases_train_the_heads_then_the_last_stage(synthetic_data_dir, tmp_path):
+  """Both phases on cached features: the trunk output, then the input of the last stage."""
+  config = _tiny_config(synthetic_data_dir, **{
+      "feature_cache.enabled": "always", "feature_cache.num_views": 2,
+      "feature_cache.dir": str(tmp_path / "cache"), "phase1.epochs": 2, "phase2.epochs": 1,
+      "phase2.trainable": "last:1"})
+  summary = train_lib.train_and_evaluate(config, tmp_path / "run")
+  assert summary["best_step"] is not None
+  # One cache entry per (split, cut point): train and val for each phase.
+  assert len(list((tmp_path / "cache").iterdir())) == 4
+  log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+  assert [r["phase"] for r in log if r.get("split") == "val"] == [1, 1, 2]
+  # A second run over the same data reuses every cached entry.
+  train_lib.train_and_evaluate(config, tmp_path / "run2")
+  assert len(list((tmp_path / "cache").iterdir())) == 4
