@@ -64,7 +64,10 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
       image = Image.open(io.BytesIO(data))
   except Image.DecompressionBombError as e:
     raise ImageTooLargeError(f"image refused as a decompression bomb: {e}") from None
-  except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
+  except Image.UnidentifiedImageError:
+    raise ImageDecodeError(f"not a decodable image ({len(data)} bytes): unknown or broken "
+                           "image format") from None
+  except (OSError, SyntaxError, ValueError, EOFError) as e:
     raise ImageDecodeError(f"not a decodable image ({len(data)} bytes): {e}") from None
   width, height = image.size
   if width * height > max_pixels:
