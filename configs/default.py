@@ -3,7 +3,7 @@
   python -m artclf.train --config=configs/default.py --workdir=checkpoints/default
 
 Phase 1 trains the SE block and heads on the frozen ImageNet trunk (5 epochs), phase 2
-fine-tunes the whole network at a lower learning rate. About 10 minutes on one modern
+fine-tunes the whole network at a lower learning rate. Expected: a few minutes on one modern
 GPU for the shared set; far too slow for a CPU (use configs/cpu_quick.py there).
 """
 

@@ -2,8 +2,9 @@
 
   python -m artclf.train --config=configs/paper.py --workdir=checkpoints/paper
 
-For a GPU (about 10 minutes on one): no class weights, no label smoothing, plain Adam
-at 1e-4 decaying by 0.9 per epoch over the whole network, like the Keras original.
+For a GPU (expected: a few minutes on one; not measured here, as no GPU was at hand): no
+class weights, no label smoothing, plain Adam at 1e-4 decaying by 0.9 per epoch over the
+whole network, like the Keras original.
 """
 
 from configs import common

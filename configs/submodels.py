@@ -2,8 +2,9 @@
 
   python -m artclf.train --config=configs/submodels.py --workdir=checkpoints/submodels
 
-Same recipe as configs/cpu_quick.py, with three trunks instead of one shared trunk
-(three times the parameters and feature-caching time: about 25 minutes on a 2-core CPU).
+Same recipe as configs/cpu_quick.py, with three trunks instead of one shared trunk (three
+times the parameters). While frozen the three ImageNet trunks are identical, so their
+features are computed once: about 4.5 minutes on a 2-core CPU, evaluation 3 minutes.
 """
 
 from configs import cpu_quick
