@@ -2,7 +2,7 @@
 
 Reads WORKDIR/config.json and the best checkpoint (WORKDIR/best), rebuilds the network on
 whatever devices this machine has (a checkpoint trained on a GPU loads on a CPU), and
-compiles one fixed-size forward pass, so any number of images costs one compilation.
+compiles the forward pass for a few padded batch sizes (powers of two), once each.
 Per-head temperatures fitted by `artclf.evaluate` (WORKDIR/calibration.json) are applied
 to the probabilities when present.
 """
@@ -68,8 +68,11 @@ class TrainedModel:
     parts = {task: [] for task in labels.TASKS}
     for start in range(0, len(inputs), self.batch_size):
       chunk = inputs[start:start + self.batch_size]
-      padded = np.zeros((self.batch_size,) + inputs.shape[1:], np.float32)
-      padded[:len(chunk)] = chunk  # A fixed shape: compiled once.
+      # Pad to a power of two (at most batch_size): a handful of shapes, each compiled
+      # once, and a single image does not pay for a whole batch.
+      size = min(self.batch_size, 1 << (len(chunk) - 1).bit_length())
+      padded = np.zeros((size,) + inputs.shape[1:], np.float32)
+      padded[:len(chunk)] = chunk
       out = self._forward(self._state, padded)
       for task in labels.TASKS:
         parts[task].append(np.asarray(out[task], np.float32)[:len(chunk)])

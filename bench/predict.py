@@ -24,7 +24,10 @@ from flax import nnx  # pylint: disable=wrong-import-position
 
 from artclf.inference import fold_batchnorm  # pylint: disable=wrong-import-position
 from artclf.model import ArtClassifier, ModelSpec  # pylint: disable=wrong-import-position
+from artclf.predict import predict  # pylint: disable=wrong-import-position
+from artclf.trained_model import TrainedModel  # pylint: disable=wrong-import-position
 from bench import common  # pylint: disable=wrong-import-position
+from configs import common as config_common  # pylint: disable=wrong-import-position
 
 
 @jax.jit
@@ -59,6 +62,13 @@ def main() -> None:
   latency_runners = {name: artclf_runner(m, single_image, args.latency_calls)
                      for name, m in artclf_models.items()}
   batch_runners = {name: artclf_runner(m, batch_images, 1) for name, m in artclf_models.items()}
+  # The public artclf.predict() end to end: 224 x 224 uint8 RGB arrays in, labels out
+  # (resize, centre crop, normalisation and softmax included).
+  trained = TrainedModel(model, config_common.base_config(), batch_size=args.batch)
+  rgb = np.random.default_rng(3).integers(0, 256, (args.batch, 224, 224, 3), dtype=np.uint8)
+  latency_runners["artclf.predict()"] = lambda: [predict(rgb[0], model=trained)
+                                                 for _ in range(args.latency_calls)]
+  batch_runners["artclf.predict()"] = lambda: predict(list(rgb), model=trained)
   torch_workers = []
   if not args.no_torch:
     torch_workers = [common.TorchWorker("predict", 1), common.TorchWorker("predict", args.batch)]
@@ -73,10 +83,10 @@ def main() -> None:
   for name in batch_runners:
     latency_ms = 1000 * common.median(latency[name]) / args.latency_calls
     images_per_second[name] = args.batch / common.median(throughput[name])
-    print(f"{name:14s} batch-1 latency {latency_ms:7.1f} ms   "
+    print(f"{name:17s} batch-1 latency {latency_ms:7.1f} ms   "
           f"batch-{args.batch} throughput {images_per_second[name]:6.2f} images/s")
   if "torch" in images_per_second:
-    for name in artclf_models:
+    for name in list(artclf_models) + ["artclf.predict()"]:
       print(f"throughput ratio {name}/torch: "
             f"{images_per_second[name] / images_per_second['torch']:.2f}x")
   for worker in torch_workers:
