@@ -83,6 +83,10 @@ def restore_best_state(workdir: str | os.PathLike, abstract_state) -> Any:
   manager = ocp.CheckpointManager(pathlib.Path(workdir).resolve() / "best",
                                   item_names=("state", "meta"))
   step = manager.latest_step()
+  if step is None:
+    manager.close()
+    raise FileNotFoundError(f"{workdir} holds no best checkpoint yet: train first, or wait "
+                            "for the first epoch to end")
   state = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract_state))).state
   manager.close()

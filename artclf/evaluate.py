@@ -23,13 +23,17 @@ from absl import app, flags, logging
 
 from artclf import labels
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir.")
-_SPLIT = flags.DEFINE_string("split", "test", "The split to evaluate.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Built dataset folder (default: the run's).")
-_CALIBRATION_SPLIT = flags.DEFINE_string(
-    "calibration_split", "val", "Split to fit the temperatures on ('' to skip calibration).")
-_TTA = flags.DEFINE_bool("tta", False, "Average each image with its horizontal mirror.")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Default: WORKDIR/eval_<split>.")
+
+def _define_flags() -> None:
+  """Command-line flags, defined only when run as a script (importing stays side-effect free)."""
+  flags.DEFINE_string("workdir", None, "A training workdir.")
+  flags.DEFINE_string("split", "test", "The split to evaluate.")
+  flags.DEFINE_string("data_dir", None, "Built dataset folder (default: the run's).")
+  flags.DEFINE_string("calibration_split", "val",
+                      "Split to fit the temperatures on ('' to skip calibration).")
+  flags.DEFINE_bool("tta", False, "Average each image with its horizontal mirror.")
+  flags.DEFINE_string("output_dir", None, "Default: WORKDIR/eval_<split>.")
+  flags.mark_flag_as_required("workdir")
 
 
 def split_logits(trained, source, flip_tta: bool, chunk: int = 64):
@@ -123,9 +127,9 @@ def main(argv: Sequence[str]) -> int:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   from artclf import runtime
   runtime.configure()
+  f = flags.FLAGS
   try:
-    evaluate(_WORKDIR.value, _SPLIT.value, _DATA_DIR.value, _CALIBRATION_SPLIT.value, _TTA.value,
-             _OUTPUT_DIR.value)
+    evaluate(f.workdir, f.split, f.data_dir, f.calibration_split, f.tta, f.output_dir)
   except (FileNotFoundError, ValueError) as error:
     logging.error("%s", error)
     print(f"error: {error}", file=sys.stderr)
@@ -134,5 +138,5 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-  flags.mark_flag_as_required("workdir")
+  _define_flags()
   app.run(main)

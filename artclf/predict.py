@@ -208,7 +208,11 @@ def main(argv):
   f = flags.FLAGS
   if len(argv) < 2:
     raise app.UsageError("give one or more images or folders")
-  return run_cli(argv[1:], f.workdir, f.output, f.explain, f.tta)
+  try:
+    return run_cli(argv[1:], f.workdir, f.output, f.explain, f.tta)
+  except FileNotFoundError as error:  # No such workdir, or no trained checkpoint in it.
+    print(f"error: {error}", file=sys.stderr)
+    return 2
 
 
 class _CallableModule(types.ModuleType):
