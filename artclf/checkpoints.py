@@ -66,19 +66,6 @@ class RunCheckpoints:
     self.best.close()
 
 
-def best_meta(workdir: str | os.PathLike) -> tuple[int, dict]:
-  """(global step, meta) of a workdir's best checkpoint; FileNotFoundError if it has none."""
-  manager = ocp.CheckpointManager(pathlib.Path(workdir).resolve() / "best",
-                                  item_names=("state", "meta"))
-  step = manager.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"{workdir} holds no best checkpoint: train first "
-                            "(python -m artclf.train --config=... --workdir=...)")
-  meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
-  manager.close()
-  return step, meta
-
-
 def restore_best_state(workdir: str | os.PathLike, abstract_state) -> Any:
   manager = ocp.CheckpointManager(pathlib.Path(workdir).resolve() / "best",
                                   item_names=("state", "meta"))
