@@ -100,7 +100,10 @@ def load(workdir: str | os.PathLike, batch_size: int = 16) -> TrainedModel:
   spec = model_lib.ModelSpec.from_config(config.model)
   model = nnx.eval_shape(lambda: model_lib.ArtClassifier(spec, rngs=nnx.Rngs(0)))
   state = nnx.state(model)
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+  # Restore onto this machine's first device, whatever the checkpoint was saved from
+  # (a GPU or a mesh of several): the saved shardings are not looked at.
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
                           nnx.to_pure_dict(state))
   restored = checkpoints.restore_best_state(workdir, abstract)
   nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, restored))

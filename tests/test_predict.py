@@ -134,3 +134,23 @@ def test_evaluate_writes_report_tables_and_pictures(tiny_workdir, tmp_path):
     c = report["calibration"][task]
     assert c["val_nll_after"] <= c["val_nll_before"] + 1e-9
   assert "culture" in out.getvalue()
+
+
+def test_checkpoint_saved_on_8_devices_predicts_on_1(tmp_path):
+  """A run sharded over a mesh (as on a GPU/TPU host) loads on a single-device machine."""
+  import os
+  import subprocess
+  import sys
+  import jax
+  from tests.conftest import REPO_ROOT
+  data_dir = data_fixtures.build_synthetic(tmp_path, num_train=16, num_val=8)
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             PYTHONPATH=str(REPO_ROOT))
+  subprocess.run([sys.executable, "-m", "artclf.train", "--config=configs/tiny.py",
+                  f"--workdir={tmp_path / 'run'}", f"--config.data.data_dir={data_dir}",
+                  "--config.data.max_examples=0", "--config.phase1.epochs=1",
+                  "--config.phase2.epochs=0"], cwd=REPO_ROOT, env=env, check=True,
+                 capture_output=True, timeout=600)
+  assert len(jax.devices()) == 1
+  result = artclf.predict(_picture(9), workdir=tmp_path / "run")
+  assert sum(result["period"]["distribution"].values()) == pytest.approx(1.0, abs=1e-5)
