@@ -24,7 +24,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from artclf import checkpoints, features, labels, metrics, metric_writer
+from artclf import calibration, checkpoints, features, labels, metrics, metric_writer
 from artclf import model as model_lib
 from artclf import optimizer as optimizer_lib
 from artclf import steps, weights
@@ -142,7 +142,7 @@ def evaluate_batches(eval_fn, state, batches, mesh, batch_size: int) -> dict:
       all_labels[task].append(np.asarray(batch[task])[:count])
   logits = {task: np.concatenate(v) for task, v in all_logits.items()}
   label_ids = {task: np.concatenate(v) for task, v in all_labels.items()}
-  probs = {task: np.asarray(jax.nn.softmax(l.astype(np.float32), axis=-1)) for task, l in logits.items()}
+  probs = {task: calibration.softmax(l) for task, l in logits.items()}
   return {"report": metrics.evaluate_predictions(label_ids, probs), "logits": logits,
           "labels": label_ids}
 

@@ -8,8 +8,11 @@ from typing import Callable
 
 import numpy as np
 
-TASKS = ("culture", "medium", "period")
-NUM_CLASSES = 3
+from artclf import labels
+
+# The one label vocabulary (artclf.labels imports nothing heavy, so the torch worker can use it).
+TASKS = labels.TASKS
+NUM_CLASSES = labels.num_classes("culture")
 
 
 def random_batch(batch_size: int, image_size: int = 224, seed: int = 0):

@@ -26,8 +26,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-TASKS = ("culture", "medium", "period")
-NUM_CLASSES = 3
+from artclf import labels
+
+# The one label vocabulary (artclf.labels imports nothing heavy, so the torch worker can use it).
+TASKS = labels.TASKS
+NUM_CLASSES = labels.num_classes("culture")
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.01  # Keras momentum 0.99 in PyTorch's convention.
 MEMORY_FORMAT = torch.channels_last
