@@ -72,8 +72,11 @@ def evaluate(workdir, split: str = "test", data_dir=None, calibration_split: str
   calibration_report = None
   temperatures = {task: 1.0 for task in labels.TASKS}
   if calibration_split and calibration_split in available:
-    val_logits, val_labels = split_logits(
-        trained, tfds_builder.open_split(data_dir, calibration_split), flip_tta)
+    if calibration_split == split:
+      val_logits, val_labels = logits, label_ids
+    else:
+      val_logits, val_labels = split_logits(
+          trained, tfds_builder.open_split(data_dir, calibration_split), flip_tta)
     fits = calibration.fit_temperatures(val_logits, val_labels)
     temperatures = {task: float(fits[task].temperature) for task in labels.TASKS}
     (workdir / trained_model.CALIBRATION_FILE).write_text(json.dumps(
