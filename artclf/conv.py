@@ -1,4 +1,8 @@
-"""A convolution for `nnx.Conv` whose 1x1 case has a matrix-product backward pass.
+"""Convolutions with backward passes that XLA:CPU runs fast (see bench/README.md).
+
+Two pieces: `conv_general_dilated`, the `nnx.Conv` hook whose 1x1 case has a
+matrix-product backward pass, and `conv_frozen_batch_norm`, a convolution and the
+BatchNorm after it on moving statistics, fused (further below).
 
 Differentiating `lax.conv_general_dilated` gives XLA a kernel gradient that is itself a
 convolution, with a window as large as the feature map (e.g. 56x56) and the batch as its
@@ -84,3 +88,77 @@ def conv_general_dilated(inputs, kernel, window_strides, padding, lhs_dilation=N
       inputs, kernel, window_strides, padding, lhs_dilation=lhs_dilation,
       rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
       feature_group_count=feature_group_count, precision=precision, **kwargs)
+
+
+# --- Convolution followed by a BatchNorm on its moving statistics -----------------------
+#
+# With frozen statistics a BatchNorm is a per-channel affine map, y = z * a + shift, with
+# a = scale / sqrt(var + eps) and shift = (conv_bias - mean) * a + bias. Left to autodiff,
+# conv bias, BN scale and BN bias each get their own reduction over the whole feature map,
+# and XLA:CPU's reductions over the leading axes run at a fraction of memory bandwidth: they
+# were a fifth of the ResNet50 train step (bench/README.md). Here the backward pass needs
+# one reduction per layer, sum(gy), because the other follows from the kernel gradient:
+#   sum_pixels gy * conv(x, W)  =  sum_taps W * (patches^T gy)  =  sum_taps W * dW'
+# where dW' = patches^T gy is the kernel gradient taken against gy itself. The input
+# gradient uses the kernel pre-scaled by a, so no feature-map-sized product is formed.
+
+
+def _frozen_bn_factors(conv_bias, scale, bias, mean, var, epsilon):
+  inv_std = lax.rsqrt(var + epsilon)
+  a = scale * inv_std
+  return inv_std, a, (conv_bias - mean) * a + bias
+
+
+def _scaled_kernel(kernel, a, dtype):
+  # Scaled in f32 and only then cast, so bf16 compute rounds the product once.
+  return (kernel.astype(jnp.float32) * a).astype(dtype)
+
+
+def _conv(inputs, kernel, strides, padding):
+  if kernel.shape[:2] == (1, 1):
+    return pointwise_conv_nhwc(inputs, kernel, strides)
+  return lax.conv_general_dilated(inputs, kernel, strides, padding, dimension_numbers=_NHWC)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9))
+def conv_frozen_batch_norm(inputs, kernel, conv_bias, scale, bias, mean, var,
+                           strides: tuple[int, int], padding, epsilon: float):
+  """BatchNorm(moving statistics)(conv(inputs, kernel) + conv_bias), NHWC / HWIO.
+
+  Equal to the unfused layers up to float rounding, values and gradients alike
+  (tests/test_conv.py); `mean` and `var` get zero gradients (they are statistics).
+  """
+  _, a, shift = _frozen_bn_factors(conv_bias, scale, bias, mean, var, epsilon)
+  return (_conv(inputs, _scaled_kernel(kernel, a, inputs.dtype), strides, padding)
+          + shift.astype(inputs.dtype))
+
+
+def _conv_bn_forward(inputs, kernel, conv_bias, scale, bias, mean, var, strides, padding,
+                     epsilon):
+  outputs = conv_frozen_batch_norm(inputs, kernel, conv_bias, scale, bias, mean, var, strides,
+                                   padding, epsilon)
+  return outputs, (inputs, kernel, conv_bias, scale, bias, mean, var)
+
+
+def _conv_bn_backward(strides, padding, epsilon, residuals, output_grad):
+  inputs, kernel, conv_bias, scale, bias, mean, var = residuals
+  inv_std, a, _ = _frozen_bn_factors(conv_bias, scale, bias, mean, var, epsilon)
+  scaled_kernel = _scaled_kernel(kernel, a, inputs.dtype)
+  # (input gradient through the scaled kernel, kernel gradient against gy itself)
+  _, conv_vjp = jax.vjp(lambda x, w: _conv(x, w, strides, padding), inputs, scaled_kernel)
+  input_grad, raw_kernel_grad = conv_vjp(output_grad)
+  channels = output_grad.shape[-1]
+  rows = output_grad.reshape(-1, channels)
+  # A matrix-vector product: XLA:CPU runs it ~2x faster than the equivalent reduce.
+  grad_sum = lax.dot_general(jnp.ones((rows.shape[0],), rows.dtype), rows,
+                             (((0,), (0,)), ((), ())), preferred_element_type=jnp.float32)
+  raw_kernel_grad = raw_kernel_grad.astype(jnp.float32)
+  grad_dot_conv = jnp.sum(raw_kernel_grad * kernel.astype(jnp.float32), axis=(0, 1, 2))
+  kernel_grad = raw_kernel_grad * a
+  scale_grad = inv_std * (grad_dot_conv + (conv_bias - mean) * grad_sum)
+  return (input_grad, kernel_grad.astype(kernel.dtype), (a * grad_sum).astype(conv_bias.dtype),
+          scale_grad.astype(scale.dtype), grad_sum.astype(bias.dtype), jnp.zeros_like(mean),
+          jnp.zeros_like(var))
+
+
+conv_frozen_batch_norm.defvjp(_conv_bn_forward, _conv_bn_backward)

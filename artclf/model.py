@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from artclf import conv, labels
+from artclf import conv, labels, pooling
 
 # Keras' BatchNormalization defaults for ResNet50.
 BN_EPSILON = 1e-3
@@ -74,6 +74,17 @@ def _batch_norm(features, dtype, rngs):
                        rngs=rngs)
 
 
+def _conv_batch_norm(conv_layer: nnx.Conv, bn_layer: nnx.BatchNorm, x, use_running_average: bool):
+  """bn_layer(conv_layer(x)); on moving statistics through the fused op of `artclf.conv`."""
+  if not use_running_average:
+    return bn_layer(conv_layer(x), use_running_average=False)
+  dtype = conv_layer.dtype or x.dtype
+  return conv.conv_frozen_batch_norm(
+      x.astype(dtype), conv_layer.kernel[...], conv_layer.bias[...], bn_layer.scale[...],
+      bn_layer.bias[...], bn_layer.mean[...], bn_layer.var[...], tuple(conv_layer.strides),
+      conv_layer.padding, bn_layer.epsilon)
+
+
 class Bottleneck(nnx.Module):
   """ResNet v1 bottleneck: 1x1 (stride) -> 3x3 -> 1x1, plus identity or projection."""
 
@@ -92,11 +103,11 @@ class Bottleneck(nnx.Module):
       self.proj_conv = self.proj_bn = None
 
   def __call__(self, x, use_running_average: bool):
-    bn = dict(use_running_average=use_running_average)
-    y = nnx.relu(self.bn_a(self.conv_a(x), **bn))
-    y = nnx.relu(self.bn_b(self.conv_b(y), **bn))
-    y = self.bn_c(self.conv_c(y), **bn)
-    shortcut = x if self.proj_conv is None else self.proj_bn(self.proj_conv(x), **bn)
+    y = nnx.relu(_conv_batch_norm(self.conv_a, self.bn_a, x, use_running_average))
+    y = nnx.relu(_conv_batch_norm(self.conv_b, self.bn_b, y, use_running_average))
+    y = _conv_batch_norm(self.conv_c, self.bn_c, y, use_running_average)
+    shortcut = x if self.proj_conv is None else _conv_batch_norm(
+        self.proj_conv, self.proj_bn, x, use_running_average)
     return nnx.relu(y + shortcut)
 
 
@@ -129,10 +140,10 @@ class ResNetTrunk(nnx.Module):
 
   def _stem(self, x, use_running_average: bool):
     x = jnp.pad(x, ((0, 0), (3, 3), (3, 3), (0, 0)))
-    x = nnx.relu(self.stem_bn(self.stem_conv(x), use_running_average=use_running_average))
+    x = nnx.relu(_conv_batch_norm(self.stem_conv, self.stem_bn, x, use_running_average))
     # Zero padding before the max-pool as in Keras; after a ReLU it equals -inf padding.
     x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    return nnx.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
+    return pooling.max_pool_3x3_stride2(x)
 
   def __call__(self, x, use_running_average: bool = True, start_stage: int = 0,
                end_stage: int | None = None):
