@@ -1,12 +1,16 @@
 """The frozen-feature baseline: ImageNet ResNet50 features + one logistic regression per task.
 
-  python bench/linear_probe.py [--source_dir=../shared/data/ancient_art] [--data_dir=data]
+  python bench/linear_probe.py [--preprocessing=crop256] [--C=1] [--data_dir=data]
 
 Reproduces, with artclf's own trunk, the baseline that issue 6 asks artclf to beat: the
-2048-d global-average-pooled features of the Keras ImageNet ResNet50 at 224 px (shorter
-side to 256, centre crop), then one class-balanced multinomial logistic regression per
-task (L2, C=1, as scikit-learn's defaults with class_weight='balanced'), fitted on
-train+val, scored on test with `artclf.metrics`. Also prints the always-majority answer.
+2048-d global-average-pooled features of the Keras ImageNet ResNet50 at 224 px, then one
+class-balanced multinomial logistic regression per task (L2, C=1, as scikit-learn's
+defaults with class_weight='balanced'), fitted on train+val, scored on test with
+`artclf.metrics`. Also prints the always-majority answer.
+
+--preprocessing chooses how an image becomes the 224 x 224 input (see PREPROCESSING);
+the features of each choice are cached under their own key. The reference's figures
+are reproduced by the default crop256 view with --C=1e-4 (docs/results.md).
 """
 
 import pathlib
@@ -22,13 +26,82 @@ from artclf import runtime  # noqa: E402
 _SOURCE_DIR = flags.DEFINE_string("source_dir", "../shared/data/ancient_art", "labels.csv folder.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data", "Built dataset folder.")
 _CACHE_DIR = flags.DEFINE_string("cache_dir", "checkpoints/feature_cache", "Feature cache.")
-_C = flags.DEFINE_float("C", 1.0, "Inverse L2 strength, as scikit-learn's C.")
+# Issue 6 states C=1, but its figures come out (within one test image) only with C=1e-4
+# on the crop256 features: see docs/results.md.
+_C = flags.DEFINE_float("C", 1.0, "Inverse L2 strength, as scikit-learn's C; 1e-4 "
+                        "reproduces issue 6's reference figures.")
 _STANDARDIZE = flags.DEFINE_bool("standardize", False, "Standardise features first.")
+
+# How an image becomes the trunk's 224 x 224 input (then caffe normalisation). Most of
+# the shared set's images are already 224 x 224 letterboxed JPEGs (Getty's are up to 512
+# px), which both resize224 variants pass through unchanged.
+PREPROCESSING = {
+    "crop256": "shorter side to 256 (bilinear), centre crop 224: artclf's evaluation view",
+    "resize224": "the whole image resized to 224 x 224 (bilinear)",
+    "resize224_nearest": "the whole image resized to 224 x 224 (nearest), as "
+                         "keras.utils.load_img(path, target_size=(224, 224))",
+}
+_PREPROCESSING = flags.DEFINE_enum("preprocessing", "crop256", list(PREPROCESSING),
+                                   "Image to input: " + "; ".join(
+                                       f"{k}: {v}" for k, v in PREPROCESSING.items()) + ".")
 
 # Issue 6's table, measured independently of artclf.
 REFERENCE = {"accuracy": {"culture": 0.805, "medium": 0.807, "period": 0.380, "mean": 0.664,
                           "all_three": 0.354},
              "balanced": {"culture": 0.766, "medium": 0.779, "period": 0.504, "mean": 0.683}}
+
+
+def probe_view(image_bytes: bytes, preprocessing: str):
+  """Encoded image -> float32 caffe-normalised [224, 224, 3] input, by `preprocessing`."""
+  import numpy as np
+  from PIL import Image
+
+  from artclf import preprocess
+  from artclf.data import augment, images
+
+  if preprocessing == "crop256":
+    return augment.preprocess_example(image_bytes, train=False)
+  resample = {"resize224": Image.Resampling.BILINEAR,
+              "resize224_nearest": Image.Resampling.NEAREST}[preprocessing]
+  image = images.decode_image(image_bytes)
+  if image.size != (224, 224):
+    image = image.resize((224, 224), resample)
+  return preprocess.caffe_normalize(np.asarray(image, np.uint8))
+
+
+def probe_features(data_dir, splits, preprocessing: str, cache_dir: str | None,
+                   batch_size: int = 32):
+  """[(float32 [n, 2048] pooled ImageNet features, {task: labels})] of each split, cached."""
+  import jax
+  import numpy as np
+  from flax import nnx
+
+  from artclf import features, weights
+  from artclf.data import tfds_builder
+
+  graphdef, state = nnx.split(weights.load_imagenet_classifier().trunk)
+  pooled = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x).mean(axis=(1, 2)))
+  frozen = [np.asarray(x) for x in jax.tree.leaves(nnx.to_pure_dict(state))]
+  results = []
+  for split in splits:
+    source = tfds_builder.open_split(data_dir, split)
+
+    def compute(source=source):
+      parts = []
+      for start in range(0, len(source), batch_size):
+        count = min(batch_size, len(source) - start)
+        batch = np.zeros((batch_size, 224, 224, 3), np.float32)
+        for i in range(count):
+          batch[i] = probe_view(source[start + i]["image"], preprocessing)
+        parts.append(np.asarray(pooled(state, batch))[:count])
+      return {"gap": np.concatenate(parts).astype(np.float32)}
+
+    key = features.cache_key({"probe": "gap2048", "preprocessing": preprocessing,
+                              "data": features.source_digest(source)}, frozen)
+    computed = features.load_or_compute(cache_dir, key, compute)
+    results.append((np.asarray(computed["gap"], np.float32),
+                    features.read_labels(source, np.arange(len(source)))))
+  return results
 
 
 def fit_logistic_regression(x, y, num_classes: int, c: float, iterations: int = 500):
@@ -70,32 +143,19 @@ def main(argv):
   runtime.configure()
   import jax
   import numpy as np
-  from flax import nnx
 
-  from artclf import features, labels, metrics, weights
-  from artclf.data import augment, tfds_builder
+  from artclf import labels, metrics
+  from artclf.data import tfds_builder
 
   data_dir = pathlib.Path(_DATA_DIR.value)
   try:
     tfds_builder.dataset_dir(data_dir)
   except FileNotFoundError:
     tfds_builder.build(_SOURCE_DIR.value, data_dir)
-  classifier = weights.load_imagenet_classifier()
-  graphdef, state = nnx.split(classifier.trunk)
-  pooled = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x).mean(axis=(1, 2)))
-  aug = augment.AugmentConfig()
-
-  def split_features(split):
-    source = tfds_builder.open_split(data_dir, split)
-    key = features.cache_key({"probe": "gap2048", "data": features.source_digest(source)},
-                             [np.asarray(x) for x in jax.tree.leaves(nnx.to_pure_dict(state))])
-    computed = features.load_or_compute(_CACHE_DIR.value, key, lambda: {"gap": features.compute_features(
-        lambda images: {"gap": pooled(state, images)}, source, np.arange(len(source)), [None],
-        aug, 0, 32, what=f"{split} features")["gap"][0].astype(np.float32)})
-    return np.asarray(computed["gap"], np.float32), features.read_labels(source, np.arange(len(source)))
 
   start = time.time()
-  (x_train, y_train), (x_val, y_val), (x_test, y_test) = (split_features(s) for s in ("train", "val", "test"))
+  (x_train, y_train), (x_val, y_val), (x_test, y_test) = probe_features(
+      data_dir, ("train", "val", "test"), _PREPROCESSING.value, _CACHE_DIR.value)
   print(f"features: {time.time() - start:.0f} s")
   x_fit = np.concatenate([x_train, x_val])
   y_fit = {t: np.concatenate([y_train[t], y_val[t]]) for t in labels.TASKS}
@@ -113,7 +173,8 @@ def main(argv):
               for task in labels.TASKS}
   majority_report = metrics.evaluate_predictions(y_test, majority)
 
-  print(f"\nLinear probe on the shared test split ({len(x_test)} images, "
+  print(f"\nLinear probe ({_PREPROCESSING.value}: {PREPROCESSING[_PREPROCESSING.value]}) "
+        f"on the shared test split ({len(x_test)} images, "
         f"{report['all_three']['num_known']} with all three labels known):\n")
   print("| | culture | medium | period | mean | all three |")
   print("|---|---|---|---|---|---|")
