@@ -101,6 +101,8 @@ def conv_general_dilated(inputs, kernel, window_strides, padding, lhs_dilation=N
 #   sum_pixels gy * conv(x, W)  =  sum_taps W * (patches^T gy)  =  sum_taps W * dW'
 # where dW' = patches^T gy is the kernel gradient taken against gy itself. The input
 # gradient uses the kernel pre-scaled by a, so no feature-map-sized product is formed.
+# An optional ReLU is fused too: its gradient mask then comes from the layer's output,
+# which the next layer keeps anyway, instead of a saved pre-activation.
 
 
 def _frozen_bn_factors(conv_bias, scale, bias, mean, var, epsilon):
@@ -120,28 +122,33 @@ def _conv(inputs, kernel, strides, padding):
   return lax.conv_general_dilated(inputs, kernel, strides, padding, dimension_numbers=_NHWC)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9, 10))
 def conv_frozen_batch_norm(inputs, kernel, conv_bias, scale, bias, mean, var,
-                           strides: tuple[int, int], padding, epsilon: float):
-  """BatchNorm(moving statistics)(conv(inputs, kernel) + conv_bias), NHWC / HWIO.
+                           strides: tuple[int, int], padding, epsilon: float, relu: bool = False):
+  """BatchNorm(moving statistics)(conv(inputs, kernel) + conv_bias), then ReLU if `relu`.
+
+  NHWC inputs, HWIO kernel.
 
   Equal to the unfused layers up to float rounding, values and gradients alike
   (tests/test_conv.py); `mean` and `var` get zero gradients (they are statistics).
   """
   _, a, shift = _frozen_bn_factors(conv_bias, scale, bias, mean, var, epsilon)
-  return (_conv(inputs, _scaled_kernel(kernel, a, inputs.dtype), strides, padding)
-          + shift.astype(inputs.dtype))
+  outputs = (_conv(inputs, _scaled_kernel(kernel, a, inputs.dtype), strides, padding)
+             + shift.astype(inputs.dtype))
+  return jnp.maximum(outputs, 0) if relu else outputs
 
 
 def _conv_bn_forward(inputs, kernel, conv_bias, scale, bias, mean, var, strides, padding,
-                     epsilon):
+                     epsilon, relu):
   outputs = conv_frozen_batch_norm(inputs, kernel, conv_bias, scale, bias, mean, var, strides,
-                                   padding, epsilon)
-  return outputs, (inputs, kernel, conv_bias, scale, bias, mean, var)
+                                   padding, epsilon, relu)
+  return outputs, (inputs, kernel, conv_bias, scale, bias, mean, var, outputs if relu else None)
 
 
-def _conv_bn_backward(strides, padding, epsilon, residuals, output_grad):
-  inputs, kernel, conv_bias, scale, bias, mean, var = residuals
+def _conv_bn_backward(strides, padding, epsilon, relu, residuals, output_grad):
+  inputs, kernel, conv_bias, scale, bias, mean, var, outputs = residuals
+  if relu:
+    output_grad = jnp.where(outputs > 0, output_grad, jnp.zeros((), output_grad.dtype))
   inv_std, a, _ = _frozen_bn_factors(conv_bias, scale, bias, mean, var, epsilon)
   scaled_kernel = _scaled_kernel(kernel, a, inputs.dtype)
   # (input gradient through the scaled kernel, kernel gradient against gy itself)

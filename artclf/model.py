@@ -74,15 +74,17 @@ def _batch_norm(features, dtype, rngs):
                        rngs=rngs)
 
 
-def _conv_batch_norm(conv_layer: nnx.Conv, bn_layer: nnx.BatchNorm, x, use_running_average: bool):
-  """bn_layer(conv_layer(x)); on moving statistics through the fused op of `artclf.conv`."""
+def _conv_batch_norm(conv_layer: nnx.Conv, bn_layer: nnx.BatchNorm, x, use_running_average: bool,
+                     relu: bool = False):
+  """bn_layer(conv_layer(x)), then ReLU if `relu`; on moving statistics, fused (`artclf.conv`)."""
   if not use_running_average:
-    return bn_layer(conv_layer(x), use_running_average=False)
+    y = bn_layer(conv_layer(x), use_running_average=False)
+    return nnx.relu(y) if relu else y
   dtype = conv_layer.dtype or x.dtype
   return conv.conv_frozen_batch_norm(
       x.astype(dtype), conv_layer.kernel[...], conv_layer.bias[...], bn_layer.scale[...],
       bn_layer.bias[...], bn_layer.mean[...], bn_layer.var[...], tuple(conv_layer.strides),
-      conv_layer.padding, bn_layer.epsilon)
+      conv_layer.padding, bn_layer.epsilon, relu)
 
 
 class Bottleneck(nnx.Module):
@@ -103,8 +105,8 @@ class Bottleneck(nnx.Module):
       self.proj_conv = self.proj_bn = None
 
   def __call__(self, x, use_running_average: bool):
-    y = nnx.relu(_conv_batch_norm(self.conv_a, self.bn_a, x, use_running_average))
-    y = nnx.relu(_conv_batch_norm(self.conv_b, self.bn_b, y, use_running_average))
+    y = _conv_batch_norm(self.conv_a, self.bn_a, x, use_running_average, relu=True)
+    y = _conv_batch_norm(self.conv_b, self.bn_b, y, use_running_average, relu=True)
     y = _conv_batch_norm(self.conv_c, self.bn_c, y, use_running_average)
     shortcut = x if self.proj_conv is None else _conv_batch_norm(
         self.proj_conv, self.proj_bn, x, use_running_average)
@@ -140,7 +142,7 @@ class ResNetTrunk(nnx.Module):
 
   def _stem(self, x, use_running_average: bool):
     x = jnp.pad(x, ((0, 0), (3, 3), (3, 3), (0, 0)))
-    x = nnx.relu(_conv_batch_norm(self.stem_conv, self.stem_bn, x, use_running_average))
+    x = _conv_batch_norm(self.stem_conv, self.stem_bn, x, use_running_average, relu=True)
     # Zero padding before the max-pool as in Keras; after a ReLU it equals -inf padding.
     x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
     return pooling.max_pool_3x3_stride2(x)

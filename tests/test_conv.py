@@ -35,13 +35,14 @@ def test_values_and_gradients_match_lax(shape, kernel_size, stride, padding):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("shape,kernel_size,stride,padding", [
-    ((2, 8, 8, 5), 1, 1, "VALID"),
-    ((2, 9, 9, 5), 1, 2, "VALID"),
-    ((2, 9, 9, 5), 3, 1, "SAME"),
-    ((2, 15, 15, 3), 7, 2, "VALID"),
+@pytest.mark.parametrize("shape,kernel_size,stride,padding,relu", [
+    ((2, 8, 8, 5), 1, 1, "VALID", False),
+    ((2, 9, 9, 5), 1, 2, "VALID", True),
+    ((2, 9, 9, 5), 3, 1, "SAME", False),
+    ((2, 9, 9, 5), 3, 1, "SAME", True),
+    ((2, 15, 15, 3), 7, 2, "VALID", True),
 ])
-def test_fused_conv_batch_norm_matches_unfused_layers(shape, kernel_size, stride, padding):
+def test_fused_conv_batch_norm_matches_unfused_layers(shape, kernel_size, stride, padding, relu):
   rng = np.random.default_rng(1)
   inputs = jnp.asarray(rng.normal(size=shape), jnp.float32)
   kernel = jnp.asarray(rng.normal(size=(kernel_size, kernel_size, shape[-1], 4)), jnp.float32)
@@ -50,11 +51,12 @@ def test_fused_conv_batch_norm_matches_unfused_layers(shape, kernel_size, stride
 
   def unfused(x, w, cb, gamma, beta):
     z = lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=NHWC) + cb
-    return (z - mean) / jnp.sqrt(var + 1e-3) * gamma + beta
+    y = (z - mean) / jnp.sqrt(var + 1e-3) * gamma + beta
+    return jax.nn.relu(y) if relu else y
 
   def fused(x, w, cb, gamma, beta):
     return conv.conv_frozen_batch_norm(x, w, cb, gamma, beta, mean, var, (stride, stride),
-                                       padding, 1e-3)
+                                       padding, 1e-3, relu)
 
   def loss(fn):
     return lambda *args: jnp.sum(jnp.sin(fn(*args)))
