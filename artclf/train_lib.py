@@ -416,7 +416,10 @@ def _run_phase(config, phase: _Phase, model, train_source, val_source, class_wei
                    epoch, _task_figures(train_record), _task_figures(val_record),
                    report["mean_accuracy"], report["mean_balanced_accuracy"],
                    report["all_three"]["accuracy"])
-      value = _selection_value(report, config.selection_metric)
+      # 'last' keeps the latest epoch: for a final fit whose epochs were chosen beforehand
+      # on validation (the validation split may then be part of the training data).
+      value = (float(global_step) if config.selection_metric == "last"
+               else _selection_value(report, config.selection_metric))
       if value > run_meta["best_metric"]:
         run_meta.update(best_metric=value, best_step=global_step, epochs_since_best=0)
         nnx.update(model, state.trainable, state.frozen, state.batch_stats)
@@ -485,7 +488,7 @@ def _selection_value(report: dict, metric: str) -> float:
     value = report["all_three"]["accuracy"]
   else:
     raise ValueError(f"unknown selection_metric {metric!r}: use mean_accuracy, "
-                     "mean_balanced_accuracy or all_three_accuracy")
+                     "mean_balanced_accuracy, all_three_accuracy or last")
   return -math.inf if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 

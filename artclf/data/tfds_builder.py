@@ -135,11 +135,14 @@ def dataset_dir(data_dir: str | os.PathLike) -> pathlib.Path:
 def open_split(data_dir: str | os.PathLike, split: str):
   """A random-access source of one split: len(), source[i] -> dict of numpy values.
 
-  Text features come back as bytes; `image` is the encoded image file.
+  `split` is a name or a TFDS split expression: "train+val" (to fit a final model on
+  both), "train[:100]". Text features come back as bytes; `image` is the encoded image file.
   """
   builder = tfds.builder_from_directory(os.fspath(dataset_dir(data_dir)))
-  if split not in builder.info.splits:
-    raise KeyError(f"split {split!r} not in {list(builder.info.splits)}")
+  for name in split.split("+"):
+    name = name.strip().split("[")[0]
+    if name not in builder.info.splits:
+      raise KeyError(f"split {name!r} (in {split!r}) not in {list(builder.info.splits)}")
   return builder.as_data_source(split=split)
 
 
