@@ -57,6 +57,7 @@ def augment_config(config) -> augment.AugmentConfig:
   for key in ("crop_area", "crop_aspect"):
     if key in settings:
       settings[key] = tuple(settings[key])
+  settings["resize_size"] = settings.get("resize_size") or None  # 0 in configs: the default
   return augment.AugmentConfig(**settings)
 
 

@@ -51,9 +51,14 @@ class TrainedModel:
   def image_size(self) -> int:
     return int(self.config.data.augment.image_size)
 
+  @property
+  def resize_size(self) -> int | None:
+    """The shorter side before the centre crop (None: image_size * 256 / 224), as in training."""
+    return self.config.data.augment.get("resize_size") or None
+
   def view(self, image: Image.Image) -> np.ndarray:
     """The evaluation view (uint8 RGB [S, S, 3]) of an RGB PIL image."""
-    return preprocess.eval_transform(image, self.image_size)
+    return preprocess.eval_transform(image, self.image_size, self.resize_size)
 
   def logits(self, views: np.ndarray, flip_tta: bool = False) -> dict[str, np.ndarray]:
     """Logits {task: [N, 3]} of uint8 RGB views [N, S, S, 3]; flip TTA averages with the mirror."""

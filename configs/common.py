@@ -35,9 +35,12 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.sampling = "uniform"
   config.data.sampling_power = 1.0
 
+  # resize_size: evaluation resizes the shorter side to it, then centre-crops image_size
+  # (0: image_size * 256 / 224, the ImageNet habit; = image_size keeps the whole square).
   config.data.augment = ml_collections.ConfigDict(dict(
-      image_size=224, random_crop=True, crop_area=(0.35, 1.35), crop_aspect=(3 / 4, 4 / 3),
-      horizontal_flip=True, max_rotation_deg=10.0, brightness=0.2, contrast=0.2))
+      image_size=224, resize_size=0, random_crop=True, crop_area=(0.35, 1.35), crop_aspect=(3 / 4, 4 / 3),
+      horizontal_flip=True, max_rotation_deg=10.0, brightness=0.2, contrast=0.2,
+      saturation=0.0, grayscale_probability=0.0))
 
   config.model = ml_collections.ConfigDict(dict(
       trunk="resnet50", use_se=True, se_ratio=16, dropout=0.2, submodels=False,

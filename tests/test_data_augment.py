@@ -115,6 +115,37 @@ def test_colour_jitter_changes_brightness_and_contrast_only():
   assert np.ptp(means) > 10 and np.ptp(stds) > 5
 
 
+def test_saturation_and_grayscale():
+  rng = np.random.default_rng(0)
+  colourful = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+  buffer = io.BytesIO()
+  Image.fromarray(colourful).save(buffer, format="PNG")
+  data = buffer.getvalue()
+  base = dataclasses.replace(NO_AUGMENTATION, image_size=64)
+
+  def chroma(view):
+    view = view.astype(float)
+    return np.abs(view - view.mean(axis=-1, keepdims=True)).mean()
+
+  plain = augment.preprocess_example(data, train=True, config=base, normalize=False)
+  grey = augment.preprocess_example(data, train=True, normalize=False,
+                                    config=dataclasses.replace(base, grayscale_probability=1.0))
+  assert chroma(grey) == 0 and chroma(plain) > 20
+  saturated = dataclasses.replace(base, saturation=0.9)
+  chromas = [chroma(augment.preprocess_example(data, train=True, config=saturated, index=i,
+                                               normalize=False)) for i in range(32)]
+  assert min(chromas) < 0.6 * chroma(plain) < chroma(plain) * 1.2 < max(chromas)
+
+
+def test_new_colour_draws_keep_older_views():
+  # Saturation and greyscale draw after the older parameters: with them off, a view's
+  # geometry and brightness are what they were before they existed.
+  params = augment.sample_view_params(AugmentConfig(), augment.example_rng(0, 0, 3), 300, 200)
+  first_eight = augment.example_rng(0, 0, 3).random(8)
+  assert params["brightness"] == pytest.approx(1.0 + 0.2 * (2 * first_eight[6] - 1))
+  assert params["saturation"] == 1.0 and not params["grayscale"]
+
+
 def test_sample_view_params_ranges():
   config = AugmentConfig()
   for index in range(200):

@@ -10,7 +10,9 @@ Training view, all in one pass over the pixels:
      and out, aspect jitter, translation), the small rotation and the
      horizontal flip together, resampling once; a box `reduce` first when the
      crop shrinks the picture by 2x or more, against aliasing;
-  3. brightness and contrast jitter as one 256-entry lookup table (still uint8);
+  3. brightness and contrast jitter as one 256-entry lookup table (still uint8),
+     then saturation jitter and random greyscale (colour cues such as a museum's
+     lighting and backgrounds say little about an object, see configs/common.py);
   4. only then float32 and caffe normalisation (the pipeline does this per batch).
 Pixels that the crop or rotation brings in from outside the picture get
 `fill_rgb`, by default the ImageNet mean, which caffe normalisation maps to ~0.
@@ -59,6 +61,10 @@ class AugmentConfig:
   # (blending with the view's mean grey). 0 switches each off.
   brightness: float = 0.2
   contrast: float = 0.2
+  # Saturation factor from [1 - saturation, 1 + saturation] (0: grey, 1: unchanged),
+  # and the probability of a greyscale view.
+  saturation: float = 0.0
+  grayscale_probability: float = 0.0
   fill_rgb: tuple[int, int, int] = IMAGENET_MEAN_RGB
   # How the affine view is resampled: 'bilinear' (Pillow's BILINEAR affine), or
   # 'supersample': nearest-neighbour at twice the output size, then a 2x2 box
@@ -76,7 +82,8 @@ class AugmentConfig:
 
 
 NO_AUGMENTATION = AugmentConfig(random_crop=False, horizontal_flip=False, max_rotation_deg=0.0,
-                                brightness=0.0, contrast=0.0)
+                                brightness=0.0, contrast=0.0, saturation=0.0,
+                                grayscale_probability=0.0)
 
 
 def example_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
@@ -137,6 +144,11 @@ def train_view(image_bytes: bytes, config: AugmentConfig, rng: np.random.Generat
     beta = brightness * (1.0 - contrast) * mean_grey
     lut = np.clip(np.arange(256) * alpha + beta, 0, 255).round().astype(np.uint8)
     image = image.point(np.tile(lut, 3).tolist())
+  if params["grayscale"]:
+    image = image.convert("L").convert("RGB")
+  elif params["saturation"] != 1.0:
+    # Blends with the view's own greyscale (Pillow's ImageEnhance.Color).
+    image = Image.blend(image.convert("L").convert("RGB"), image, params["saturation"])
   return np.asarray(image, dtype=np.uint8)
 
 
@@ -147,7 +159,9 @@ def sample_view_params(config: AugmentConfig, rng: np.random.Generator,
   The same number of draws is made whatever is switched off, so toggling one
   augmentation does not change the others' random values.
   """
-  area_u, aspect_u, cx_u, cy_u, angle_u, flip_u, bright_u, contrast_u = rng.random(8)
+  # Draws added later come last, so that older configs keep their exact views.
+  (area_u, aspect_u, cx_u, cy_u, angle_u, flip_u, bright_u, contrast_u, saturation_u,
+   grayscale_u) = rng.random(10)
   short = min(width, height)
   if config.random_crop:
     area = config.crop_area[0] + area_u * (config.crop_area[1] - config.crop_area[0])
@@ -169,6 +183,8 @@ def sample_view_params(config: AugmentConfig, rng: np.random.Generator,
       "flip": bool(config.horizontal_flip and flip_u < 0.5),
       "brightness": 1.0 + config.brightness * (2 * bright_u - 1),
       "contrast": 1.0 + config.contrast * (2 * contrast_u - 1),
+      "saturation": 1.0 + config.saturation * (2 * saturation_u - 1),
+      "grayscale": bool(grayscale_u < config.grayscale_probability),
   }
 
 
