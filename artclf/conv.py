@@ -133,8 +133,16 @@ def conv_frozen_batch_norm(inputs, kernel, conv_bias, scale, bias, mean, var,
   (tests/test_conv.py); `mean` and `var` get zero gradients (they are statistics).
   """
   _, a, shift = _frozen_bn_factors(conv_bias, scale, bias, mean, var, epsilon)
-  outputs = (_conv(inputs, _scaled_kernel(kernel, a, inputs.dtype), strides, padding)
-             + shift.astype(inputs.dtype))
+  # Scale whichever is smaller: the kernel (training batches), or the output (small
+  # inference batches, where rescaling all 25M ResNet50 weights per call would cost more
+  # than the convolutions of the late stages).
+  output_pixels = inputs.shape[0] * inputs.shape[1] * inputs.shape[2] // (strides[0] * strides[1])
+  if output_pixels < kernel.shape[0] * kernel.shape[1] * kernel.shape[2]:
+    outputs = (_conv(inputs, kernel.astype(inputs.dtype), strides, padding) * a.astype(inputs.dtype)
+               + shift.astype(inputs.dtype))
+  else:
+    outputs = (_conv(inputs, _scaled_kernel(kernel, a, inputs.dtype), strides, padding)
+               + shift.astype(inputs.dtype))
   return jnp.maximum(outputs, 0) if relu else outputs
 
 

@@ -41,6 +41,8 @@ def test_values_and_gradients_match_lax(shape, kernel_size, stride, padding):
     ((2, 9, 9, 5), 3, 1, "SAME", False),
     ((2, 9, 9, 5), 3, 1, "SAME", True),
     ((2, 15, 15, 3), 7, 2, "VALID", True),
+    ((1, 3, 3, 40), 1, 1, "VALID", True),   # fewer output pixels than kernel taps
+    ((1, 4, 4, 20), 3, 1, "SAME", False),
 ])
 def test_fused_conv_batch_norm_matches_unfused_layers(shape, kernel_size, stride, padding, relu):
   rng = np.random.default_rng(1)
