@@ -1,9 +1,9 @@
 """Images per second of the full ResNet50 train step, artclf against the PyTorch reference.
 
 224 px, batch 32, float32, forward + backward + Adam, summed cross-entropy of the three
-heads, through artclf's own jitted step (`artclf.steps`). artclf and the reference (`bench/torch_reference.py`, run in a child process by
-`bench/torch_worker.py`) alternate repetitions in one
-run and the medians are compared, so that a load change on the machine hits both.
+heads, through artclf's own jitted step (`artclf.steps`). The reference
+(`bench/torch_reference.py`) runs in a child process (`bench/torch_worker.py`); by default its repetitions come first, then its worker is closed
+and artclf's run (`--protocol=interleaved` alternates them instead); medians are compared.
 
   PYTHONPATH=. python bench/train_step.py [--batch 32] [--repetitions 5] [--dtype float32]
 
@@ -102,19 +102,33 @@ def main() -> None:
   parser.add_argument("--warmup", type=int, default=1)
   parser.add_argument("--dtype", default="float32", help="artclf compute dtype")
   parser.add_argument("--no-torch", action="store_true")
+  parser.add_argument(
+      "--protocol", choices=("sequential", "interleaved"), default="sequential",
+      help="sequential: PyTorch's repetitions, its worker closed, then artclf's, so neither "
+           "runs beside the other's idle process (on this 2-core machine an idle PyTorch "
+           "worker that has run a train step slowed artclf's step by 10-30%%). interleaved: "
+           "alternate repetitions, for a machine whose load changes during the run.")
   args = parser.parse_args()
 
-  print(f"jax {jax.__version__}, devices {jax.devices()}, XLA_FLAGS="
+  print(f"protocol {args.protocol}; jax {jax.__version__}, devices {jax.devices()}, XLA_FLAGS="
         f"{__import__('os').environ.get('XLA_FLAGS', '')!r}")
+  seconds = {}
+  if args.protocol == "sequential" and not args.no_torch:
+    # PyTorch first, alone; its worker is closed before artclf builds anything.
+    torch_worker = common.TorchWorker("train", args.batch)
+    common.interleaved_seconds({"torch": torch_worker.runner()}, args.warmup)
+    seconds = common.interleaved_seconds({"torch": torch_worker.runner()}, args.repetitions)
+    torch_worker.close()
   artclf_trainer = ArtclfTrainer(args.batch, args.dtype)
   compile_seconds = artclf_trainer.compile()
   print(f"artclf compile: {compile_seconds:.1f} s")
   runners = {"artclf": artclf_trainer.run}
-  if not args.no_torch:
+  torch_worker = None
+  if args.protocol == "interleaved" and not args.no_torch:
     torch_worker = common.TorchWorker("train", args.batch)
     runners["torch"] = torch_worker.runner()
   common.interleaved_seconds(runners, args.warmup)
-  seconds = common.interleaved_seconds(runners, args.repetitions)
+  seconds = {**common.interleaved_seconds(runners, args.repetitions), **seconds}
   images_per_second = {name: args.batch / common.median(s) for name, s in seconds.items()}
   for name, s in seconds.items():
     print(f"{name:7s} train step: {images_per_second[name]:6.2f} images/s "
@@ -122,7 +136,7 @@ def main() -> None:
   if "torch" in images_per_second:
     print(f"ratio artclf/torch: {images_per_second['artclf'] / images_per_second['torch']:.2f}x")
   print(f"final artclf loss {float(artclf_trainer.loss):.4f}")
-  if not args.no_torch:
+  if torch_worker is not None:
     torch_worker.close()
   compile_seconds, epoch_seconds = head_epoch_seconds()
   print(f"frozen-trunk head training (cached features, 994 images, batch 32): "
