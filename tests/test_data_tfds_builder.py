@@ -6,6 +6,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from artclf import labels
@@ -66,3 +67,18 @@ def test_custom_folder_metadata_and_splits(tmp_path):
   assert json.loads(b["metadata_json"]) == {"museum": "xyz", "notes": "second"}
   pixels = np.asarray(Image.open(io.BytesIO(a["image"])))
   assert pixels[0, 0].tolist() == [255, 0, 0]
+
+
+def test_split_expressions(tmp_path):
+  source = tmp_path / "src"
+  source.mkdir()
+  rows = ["image,culture,medium,period,split"]
+  for index, split in enumerate(["train", "train", "val"]):
+    Image.new("RGB", (4, 4), (index, 0, 0)).save(source / f"{index}.png")
+    rows.append(f"{index}.png,greek,,,{split}")
+  (source / "labels.csv").write_text("\n".join(rows) + "\n")
+  tfds_builder.build(source, tmp_path / "out")
+  assert len(tfds_builder.open_split(tmp_path / "out", "train+val")) == 3
+  assert len(tfds_builder.open_split(tmp_path / "out", "train[:1]")) == 1
+  with pytest.raises(KeyError, match="'tset'"):
+    tfds_builder.open_split(tmp_path / "out", "train+tset")

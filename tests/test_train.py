@@ -274,3 +274,14 @@ def test_cached_phases_train_the_heads_then_the_last_stage(synthetic_data_dir, t
   # A second run over the same data reuses every cached entry.
   train_lib.train_and_evaluate(config, tmp_path / "run2")
   assert len(list((tmp_path / "cache").iterdir())) == 4
+
+
+def test_final_fit_on_train_plus_val_keeps_the_last_epoch(synthetic_data_dir, tmp_path):
+  config = _tiny_config(synthetic_data_dir, **{
+      "data.train_split": "train+val", "selection_metric": "last", "phase1.epochs": 3,
+      "phase2.epochs": 0, "phase1.early_stopping_patience": 0})
+  summary = train_lib.train_and_evaluate(config, tmp_path / "run")
+  last_step, _ = _latest_params(tmp_path / "run")
+  assert summary["best_step"] == last_step > 0
+  log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+  assert len([r for r in log if r.get("split") == "val"]) == 3
