@@ -120,3 +120,38 @@ def test_bfloat16_compute_keeps_float32_parameters():
   reference = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny"), rngs=nnx.Rngs(0))
   for task in labels.TASKS:
     np.testing.assert_allclose(logits[task], reference(images)[task], rtol=0.1, atol=0.5)
+
+
+def test_fused_layers_match_the_plain_flax_layers(monkeypatch):
+  """The trunk on moving statistics (fused conv + BN + ReLU, custom max-pool) equals
+  nnx.Conv -> nnx.BatchNorm -> relu and nnx.max_pool, in values and parameter gradients."""
+  trunk = model_lib.ResNetTrunk(model_lib.TINY, rngs=nnx.Rngs(0))
+  rng = np.random.default_rng(0)
+  for _, variable in nnx.iter_graph(trunk):
+    if isinstance(variable, nnx.BatchNorm):
+      channels = variable.mean[...].shape
+      variable.mean.set_value(jnp.asarray(rng.normal(size=channels), jnp.float32))
+      variable.var.set_value(jnp.asarray(rng.uniform(0.5, 2, size=channels), jnp.float32))
+      variable.scale.set_value(jnp.asarray(rng.normal(size=channels), jnp.float32))
+  images = jnp.asarray(rng.normal(size=(2, 64, 64, 3)), jnp.float32)
+
+  def loss(params, rest, graphdef):
+    return jnp.sum(jnp.sin(nnx.merge(graphdef, params, rest)(images, use_running_average=True)))
+
+  def value_and_grads():
+    graphdef, params, rest = nnx.split(trunk, nnx.Param, ...)
+    return jax.value_and_grad(loss)(params, rest, graphdef)
+
+  fused_value, fused_grads = value_and_grads()
+
+  def plain_conv_batch_norm(conv_layer, bn_layer, x, use_running_average, relu=False):
+    y = bn_layer(conv_layer(x), use_running_average=use_running_average)
+    return nnx.relu(y) if relu else y
+
+  monkeypatch.setattr(model_lib, "_conv_batch_norm", plain_conv_batch_norm)
+  monkeypatch.setattr(model_lib.pooling, "max_pool_3x3_stride2",
+                      lambda x: nnx.max_pool(x, (3, 3), strides=(2, 2), padding="VALID"))
+  plain_value, plain_grads = value_and_grads()
+  np.testing.assert_allclose(fused_value, plain_value, rtol=1e-4)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3),
+               fused_grads, plain_grads)
