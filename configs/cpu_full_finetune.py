@@ -5,8 +5,8 @@
 The "full fine-tuning" row of docs/results.md's design table on the study's question.
 Phase 2 trains every layer (BatchNorm stays on its ImageNet moving statistics) at a low
 learning rate on freshly augmented images each epoch: nothing can be cached, so it runs
-at the full train step's speed, about 5 images/s on a 2-core CPU (`bench/train_step.py`),
-i.e. about 3.5 minutes per epoch of the shared set. About 20 minutes in all; on a GPU,
+at the full train step's speed. Measured on a 2-core CPU: 1125 s in all, phase 2 at
+4.3-4.7 images/s (about 3.7 minutes per epoch of the shared set). On a GPU,
 `configs/default.py` is the config for this.
 """
 
