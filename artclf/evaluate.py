@@ -39,7 +39,7 @@ def _define_flags() -> None:
 def split_logits(trained, source, flip_tta: bool, chunk: int = 64):
   """Logits and labels of every record of a split source."""
   from artclf.data import augment
-  aug = augment.AugmentConfig(image_size=trained.image_size, resize_size=trained.resize_size)
+  aug = trained.augment
   logits = {task: [] for task in labels.TASKS}
   label_ids = {task: [] for task in labels.TASKS}
   for start in range(0, len(source), chunk):

@@ -67,4 +67,6 @@ def explain(trained, picture: Image.Image) -> dict[str, np.ndarray]:
   """{task: [H, W] heatmap in [0, 1] at the picture's size} for a trained model and an RGB picture."""
   view = trained.view(picture)
   cams = class_activation_maps(trained.model, view)
-  return {task: to_picture(cams[task], picture.size, trained.image_size, trained.resize_size) for task in labels.TASKS}
+  return {task: to_picture(cams[task], picture.size, trained.image_size,
+                           trained.augment.eval_resize_size)
+          for task in labels.TASKS}

@@ -51,19 +51,9 @@ def build_model(config, seed: int = 0, load_weights: bool = True) -> model_lib.A
   return model
 
 
-def augment_config(config) -> augment.AugmentConfig:
-  fields = {f.name for f in dataclasses.fields(augment.AugmentConfig)}
-  settings = {k: v for k, v in config.data.augment.to_dict().items() if k in fields}
-  for key in ("crop_area", "crop_aspect"):
-    if key in settings:
-      settings[key] = tuple(settings[key])
-  settings["resize_size"] = settings.get("resize_size") or None  # 0 in configs: the default
-  return augment.AugmentConfig(**settings)
-
-
 def pipeline_config(config, batch_size: int) -> pipeline.PipelineConfig:
   return pipeline.PipelineConfig(
-      batch_size=batch_size, seed=config.seed, augmentation=augment_config(config),
+      batch_size=batch_size, seed=config.seed, augmentation=augment.from_config(config.data.augment),
       sampling=config.data.sampling, sampling_power=config.data.sampling_power,
       worker_count=config.data.worker_count, read_threads=config.data.read_threads)
 
@@ -273,7 +263,7 @@ def _run_phase(config, phase: _Phase, model, train_source, val_source, class_wei
                run_checkpoints: checkpoints.RunCheckpoints, writer, run_meta: dict, resume,
                workdir) -> dict | None:
   phase_config = phase.config
-  aug = augment_config(config)
+  aug = augment.from_config(config.data.augment)
   num_devices = mesh.devices.size
   batch_size = config.batch_size
   eval_batch_size = config.eval_batch_size

@@ -10,6 +10,7 @@ to the probabilities when present.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -24,6 +25,7 @@ from PIL import Image
 from artclf import calibration, checkpoints, labels
 from artclf import model as model_lib
 from artclf import preprocess
+from artclf.data import augment
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -47,18 +49,18 @@ class TrainedModel:
     self._forward = forward
     self._state = state
 
+  @functools.cached_property
+  def augment(self) -> augment.AugmentConfig:
+    """The run's image settings; evaluation uses image_size and eval_resize_size."""
+    return augment.from_config(self.config.data.augment)
+
   @property
   def image_size(self) -> int:
-    return int(self.config.data.augment.image_size)
-
-  @property
-  def resize_size(self) -> int | None:
-    """The shorter side before the centre crop (None: image_size * 256 / 224), as in training."""
-    return self.config.data.augment.get("resize_size") or None
+    return self.augment.image_size
 
   def view(self, image: Image.Image) -> np.ndarray:
-    """The evaluation view (uint8 RGB [S, S, 3]) of an RGB PIL image."""
-    return preprocess.eval_transform(image, self.image_size, self.resize_size)
+    """The evaluation view (uint8 RGB [S, S, 3]) of an RGB PIL image, as in training."""
+    return preprocess.eval_transform(image, self.image_size, self.augment.eval_resize_size)
 
   def logits(self, views: np.ndarray, flip_tta: bool = False) -> dict[str, np.ndarray]:
     """Logits {task: [N, 3]} of uint8 RGB views [N, S, S, 3]; flip TTA averages with the mirror."""

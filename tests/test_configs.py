@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from artclf import model, optimizer, train_lib
+from artclf import model, optimizer
 from artclf.data import augment
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
@@ -27,7 +27,7 @@ def test_config_is_documented_and_valid(name):
   assert set(config.model.keys()) <= model_fields
   model.trunk_spec(config.model.trunk)
   assert set(config.data.augment.keys()) <= {f.name for f in dataclasses.fields(augment.AugmentConfig)}
-  train_lib.augment_config(config)
+  augment.from_config(config.data.augment)
   for phase in (config.phase1, config.phase2):
     if phase.epochs:
       optimizer.trainable_filter(phase.trainable, 6)

@@ -81,6 +81,21 @@ class AugmentConfig:
     return self.resize_size or round(self.image_size * 256 / 224)
 
 
+def from_config(settings) -> AugmentConfig:
+  """The AugmentConfig of a config's `data.augment` (a ConfigDict or dict).
+
+  Keys it does not know are left out, and keys a config lacks (an older run's saved
+  config) keep their defaults; lists become tuples; resize_size 0 means the default.
+  """
+  fields = {f.name for f in dataclasses.fields(AugmentConfig)}
+  values = {k: v for k, v in dict(settings).items() if k in fields}
+  for key in ("crop_area", "crop_aspect"):
+    if key in values:
+      values[key] = tuple(values[key])
+  values["resize_size"] = values.get("resize_size") or None
+  return AugmentConfig(**values)
+
+
 NO_AUGMENTATION = AugmentConfig(random_crop=False, horizontal_flip=False, max_rotation_deg=0.0,
                                 brightness=0.0, contrast=0.0, saturation=0.0,
                                 grayscale_probability=0.0)
