@@ -121,9 +121,7 @@ def _scaled_kernel(kernel, a, dtype):
 
 
 def _conv(inputs, kernel, strides, padding):
-  if kernel.shape[:2] == (1, 1):
-    return pointwise_conv_nhwc(inputs, kernel, strides)
-  return lax.conv_general_dilated(inputs, kernel, strides, padding, dimension_numbers=_NHWC)
+  return conv_general_dilated(inputs, kernel, strides, padding, dimension_numbers=_NHWC)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(7, 8, 9, 10))
