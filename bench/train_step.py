@@ -2,8 +2,9 @@
 
 224 px, batch 32, float32, forward + backward + Adam, summed cross-entropy of the three
 heads, through artclf's own jitted step (`artclf.steps`). The reference
-(`bench/torch_reference.py`) runs in a child process (`bench/torch_worker.py`); by default its repetitions come first, then its worker is closed
-and artclf's run (`--protocol=interleaved` alternates them instead); medians are compared.
+(`bench/torch_reference.py`) runs in a child process (`bench/torch_worker.py`); by default
+its repetitions come first, then its worker is closed and artclf's run
+(`--protocol=interleaved` alternates them instead); medians are compared.
 
   PYTHONPATH=. python bench/train_step.py [--batch 32] [--repetitions 5] [--dtype float32]
 
@@ -13,6 +14,7 @@ Also prints the epoch time of frozen-trunk head training (configs/cpu_quick.py's
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from artclf import runtime
@@ -111,7 +113,7 @@ def main() -> None:
   args = parser.parse_args()
 
   print(f"protocol {args.protocol}; jax {jax.__version__}, devices {jax.devices()}, XLA_FLAGS="
-        f"{__import__('os').environ.get('XLA_FLAGS', '')!r}")
+        f"{os.environ.get('XLA_FLAGS', '')!r}")
   seconds = {}
   if args.protocol == "sequential" and not args.no_torch:
     # PyTorch first, alone; its worker is closed before artclf builds anything.
