@@ -1,7 +1,7 @@
 """Process-wide settings for artclf's entry points: XLA CPU flags and quiet library logs.
 
 Call `configure()` at the top of every entry point (train, evaluate, predict, benches),
-before the first JAX computation. `configure_xla_cpu()` It appends the project's flags to the user's
+before the first JAX computation. `configure_xla_cpu()` appends the project's flags to the user's
 `XLA_FLAGS`; a flag the user already set keeps the user's value. Once JAX has initialised
 its backends the flags can no longer take effect, so it then only warns.
 
