@@ -33,6 +33,10 @@ class TrainState:
   batch_stats: nnx.State  # BatchNorm moving statistics
   opt_state: Any
   rng: jax.Array          # raw uint32 key; dropout keys are folded from it per step
+  # Exponential moving average of `trainable` (None when config.phaseN.ema_decay is 0).
+  # When kept, it is what evaluation sees and what becomes the model: an average over
+  # the last few hundred steps is less noisy than the weights of any single step.
+  ema: nnx.State | None = None
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -55,15 +59,33 @@ def split_model(model: nnx.Module, is_trainable) -> tuple[nnx.GraphDef, nnx.Stat
 
 
 def init_train_state(model: nnx.Module, is_trainable, tx: optax.GradientTransformation,
-                     rng: jax.Array, step: int = 0) -> tuple[nnx.GraphDef, TrainState]:
+                     rng: jax.Array, step: int = 0,
+                     ema_decay: float = 0.0) -> tuple[nnx.GraphDef, TrainState]:
   graphdef, trainable, frozen, batch_stats = split_model(model, is_trainable)
+  # A copy, not the same buffers: the train step donates its state.
+  ema = jax.tree.map(jnp.copy, trainable) if ema_decay > 0 else None
   state = TrainState(step=jnp.asarray(step, jnp.int32), trainable=trainable, frozen=frozen,
-                     batch_stats=batch_stats, opt_state=tx.init(trainable), rng=rng)
+                     batch_stats=batch_stats, opt_state=tx.init(trainable), rng=rng, ema=ema)
   return graphdef, state
 
 
+def model_params(state: TrainState) -> nnx.State:
+  """The trainable parameters the model is evaluated and saved with: the EMA if kept."""
+  return state.trainable if state.ema is None else state.ema
+
+
 def merge_model(graphdef: nnx.GraphDef, state: TrainState) -> nnx.Module:
-  return nnx.merge(graphdef, state.trainable, state.frozen, state.batch_stats)
+  return nnx.merge(graphdef, model_params(state), state.frozen, state.batch_stats)
+
+
+def update_ema(ema: nnx.State, params: nnx.State, step: jax.Array, decay: float) -> nnx.State:
+  """ema <- d * ema + (1 - d) * params, with d = min(decay, (1 + step) / (10 + step)).
+
+  The warm-up of d keeps the first steps from being dominated by the initial weights
+  (as tf.train.ExponentialMovingAverage with num_updates).
+  """
+  d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
 
 
 def _forward(model, batch, start_stage: int, train: bool, dropout_key=None):
@@ -86,7 +108,8 @@ def train_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.Gra
                tx: optax.GradientTransformation, schedule: optax.Schedule,
                task_weights: Mapping[str, float],
                class_weights: Mapping[str, jax.Array] | None,
-               label_smoothing: float, start_stage: int) -> tuple[TrainState, dict]:
+               label_smoothing: float, start_stage: int,
+               ema_decay: float = 0.0) -> tuple[TrainState, dict]:
   """One optimiser step on one (global) batch: state in, state and metrics out.
 
   A non-finite loss leaves the state unchanged and is reported in metrics['nonfinite'],
@@ -110,11 +133,15 @@ def train_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.Gra
   finite = (jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads)) &
             jnp.isfinite(optax.global_norm(updates)))
   keep_if_finite = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+  trainable = keep_if_finite(trainable, state.trainable)
+  ema = (None if state.ema is None else
+         keep_if_finite(update_ema(state.ema, trainable, state.step, ema_decay), state.ema))
   new_state = state.replace(
       step=state.step + 1,
-      trainable=keep_if_finite(trainable, state.trainable),
+      trainable=trainable,
       batch_stats=keep_if_finite(batch_stats, state.batch_stats),
-      opt_state=keep_if_finite(opt_state, state.opt_state))
+      opt_state=keep_if_finite(opt_state, state.opt_state),
+      ema=ema)
   metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
              "learning_rate": schedule(state.step), "nonfinite": (~finite).astype(jnp.int32),
              **per_task, **_accuracy_counts(logits, batch)}

@@ -280,8 +280,10 @@ def _run_phase(config, phase: _Phase, model, train_source, val_source, class_wei
       phase_config.decay_epochs, phase_config.warmup_steps)
   tx = optimizer_lib.make_optimizer(config.optimizer, schedule)
   is_trainable = optimizer_lib.trainable_filter(phase_config.trainable, model.num_stages)
+  ema_decay = phase_config.ema_decay
   graphdef, state = steps.init_train_state(model, is_trainable, tx,
-                                           jax.random.PRNGKey(config.seed + 1000 * phase.index))
+                                           jax.random.PRNGKey(config.seed + 1000 * phase.index),
+                                           ema_decay=ema_decay)
   data_state = None
   if resume is not None and run_meta["phase_step"] > 0:
     try:
@@ -292,7 +294,7 @@ def _run_phase(config, phase: _Phase, model, train_source, val_source, class_wei
           "model or optimiser changed?). Resume with the run's own config "
           f"({workdir / 'config.json'}) or start a new --workdir.\n{error}") from None
     # The frozen stages feed the feature cache: take them from the checkpoint too.
-    nnx.update(model, state.trainable, state.frozen, state.batch_stats)
+    nnx.update(model, steps.model_params(state), state.frozen, state.batch_stats)
   state = steps.put_replicated(state, mesh)
   start_step = int(run_meta["phase_step"])
 
@@ -300,7 +302,8 @@ def _run_phase(config, phase: _Phase, model, train_source, val_source, class_wei
   static = dict(graphdef=graphdef, start_stage=phase.start_stage if phase.use_cache else 0)
   train_fn = steps.jit_train_step(
       mesh, tx=tx, schedule=schedule, task_weights=dict(config.loss.task_weights),
-      class_weights=class_weights, label_smoothing=config.loss.label_smoothing, **static)
+      class_weights=class_weights, label_smoothing=config.loss.label_smoothing,
+      ema_decay=ema_decay, **static)
   eval_fn = steps.jit_eval_step(mesh, **static)
 
   # Training and validation inputs: cached features, or the grain pipeline.
@@ -413,7 +416,7 @@ def _run_phase(config, phase: _Phase, model, train_source, val_source, class_wei
                else _selection_value(report, config.selection_metric))
       if value > run_meta["best_metric"]:
         run_meta.update(best_metric=value, best_step=global_step, epochs_since_best=0)
-        nnx.update(model, state.trainable, state.frozen, state.batch_stats)
+        nnx.update(model, steps.model_params(state), state.frozen, state.batch_stats)
         run_checkpoints.save_best(global_step, nnx.to_pure_dict(nnx.state(model)),
                                   {**checkpoint_meta(done), "val_report": _flat_report(report)})
         best_report = report
@@ -431,7 +434,7 @@ def _run_phase(config, phase: _Phase, model, train_source, val_source, class_wei
       save(done)
     run_meta["phase_step"] = done
   run_checkpoints.wait()
-  nnx.update(model, state.trainable, state.frozen, state.batch_stats)
+  nnx.update(model, steps.model_params(state), state.frozen, state.batch_stats)
   return best_report
 
 

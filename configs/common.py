@@ -8,11 +8,15 @@ import ml_collections
 
 def phase(epochs: int, learning_rate: float, trainable: str, decay_rate: float = 0.9,
           decay_epochs: float = 1.0, warmup_steps: int = 0,
-          early_stopping_patience: int = 0) -> ml_collections.ConfigDict:
+          early_stopping_patience: int = 0, ema_decay: float = 0.0) -> ml_collections.ConfigDict:
   """One training phase. trainable: 'heads' (trunk frozen), 'last:N' stages, or 'all'."""
   return ml_collections.ConfigDict(dict(
       epochs=epochs, learning_rate=learning_rate, trainable=trainable, decay_rate=decay_rate,
       decay_epochs=decay_epochs, warmup_steps=warmup_steps,
+      # Evaluate, select and save an exponential moving average of the trained weights,
+      # with this decay per step (0: off, the weights of the step itself). 0.99 averages
+      # over about the last 100 steps.
+      ema_decay=ema_decay,
       # Stop the phase after this many epochs without a better validation metric (0: never).
       early_stopping_patience=early_stopping_patience))
 

@@ -285,3 +285,48 @@ def test_final_fit_on_train_plus_val_keeps_the_last_epoch(synthetic_data_dir, tm
   assert summary["best_step"] == last_step > 0
   log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
   assert len([r for r in log if r.get("split") == "val"]) == 3
+
+
+def test_ema_is_the_warmed_up_average_and_what_evaluation_sees():
+  model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny", dropout=0.0), rngs=nnx.Rngs(0))
+  mesh = steps.make_mesh()
+  decay = 0.5
+  schedule = optimizer_lib.learning_rate_schedule(1e-2, 10, 0.9)
+  tx = optax.adam(schedule)
+  is_trainable = optimizer_lib.trainable_filter("heads", model.num_stages)
+  graphdef, state = steps.init_train_state(model, is_trainable, tx, jax.random.PRNGKey(0),
+                                           ema_decay=decay)
+  step = steps.jit_train_step(mesh, graphdef=graphdef, tx=tx, schedule=schedule,
+                              task_weights=TASK_WEIGHTS, class_weights=None, label_smoothing=0.0,
+                              start_stage=0, ema_decay=decay)
+  state = steps.put_replicated(state, mesh)
+  expected = jax.device_get(state.trainable)
+  batch = steps.global_batch(_fixed_batch(), mesh)
+  for s in range(3):
+    state, _ = step(state, batch)
+    d = min(decay, (1 + s) / (10 + s))  # 0.1, 0.18, 0.25: the warm-up, then the decay
+    expected = jax.tree.map(lambda e, p: d * e + (1 - d) * p, expected,
+                            jax.device_get(state.trainable))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+               jax.device_get(state.ema), expected)
+  # The average is not the last weights, and it is what the evaluated model holds.
+  assert not np.allclose(jax.tree.leaves(state.ema)[0], jax.tree.leaves(state.trainable)[0])
+  evaluated = nnx.state(steps.merge_model(graphdef, state), nnx.All(nnx.Param, is_trainable))
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(evaluated), jax.device_get(state.ema))
+
+
+def test_a_run_with_ema_saves_the_average_as_its_model(synthetic_data_dir, tmp_path):
+  config = _tiny_config(synthetic_data_dir, **{
+      "selection_metric": "last", "phase1.epochs": 2, "phase2.epochs": 0,
+      "phase1.ema_decay": 0.9})
+  summary = train_lib.train_and_evaluate(config, tmp_path / "run")
+  last_step, latest = _latest_params(tmp_path / "run")
+  assert summary["best_step"] == last_step
+  best = ocp.CheckpointManager(tmp_path / "run" / "best", item_names=("state", "meta"))
+  saved = best.restore(last_step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+  best.close()
+  def head(tree):  # the period head's kernel; TrainState leaves restore as {'value': array}
+    kernel = tree["nets"]["shared"]["head"]["heads"]["period"]["kernel"]
+    return np.asarray(kernel["value"] if isinstance(kernel, dict) else kernel)
+  np.testing.assert_array_equal(head(saved), head(latest["ema"]))
+  assert not np.allclose(head(saved), head(latest["trainable"]))
