@@ -22,6 +22,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from absl import app, flags  # noqa: E402
 
 from artclf import runtime  # noqa: E402
+from bench.logistic_regression import fit_logistic_regression  # noqa: E402
 
 _SOURCE_DIR = flags.DEFINE_string("source_dir", "../shared/data/ancient_art", "labels.csv folder.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data", "Built dataset folder.")
@@ -102,40 +103,6 @@ def probe_features(data_dir, splits, preprocessing: str, cache_dir: str | None,
     results.append((np.asarray(computed["gap"], np.float32),
                     features.read_labels(source, np.arange(len(source)))))
   return results
-
-
-def fit_logistic_regression(x, y, num_classes: int, c: float, iterations: int = 500):
-  """Class-balanced multinomial logistic regression (scikit-learn's objective), by L-BFGS."""
-  import jax
-  import jax.numpy as jnp
-  import numpy as np
-  import optax
-
-  known = y >= 0
-  x, y = jnp.asarray(x[known], jnp.float32), jnp.asarray(y[known])
-  counts = np.bincount(np.asarray(y), minlength=num_classes)
-  class_weight = jnp.asarray(len(y) / (num_classes * np.maximum(counts, 1)), jnp.float32)
-  params = {"w": jnp.zeros((x.shape[1], num_classes)), "b": jnp.zeros((num_classes,))}
-
-  def objective(params):
-    logits = x @ params["w"] + params["b"]
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-    return jnp.sum(class_weight[y] * ce) + 0.5 / c * jnp.sum(params["w"] ** 2)
-
-  solver = optax.lbfgs()
-  value_and_grad = optax.value_and_grad_from_state(objective)
-
-  @jax.jit
-  def step(params, state):
-    value, grad = value_and_grad(params, state=state)
-    updates, state = solver.update(grad, state, params, value=value, grad=grad,
-                                   value_fn=objective)
-    return optax.apply_updates(params, updates), state
-
-  state = solver.init(params)
-  for _ in range(iterations):
-    params, state = step(params, state)
-  return params
 
 
 def main(argv):
