@@ -16,6 +16,7 @@ are reproduced by the default crop256 view with --C=1e-4 (docs/results.md).
 import pathlib
 import sys
 import time
+import types
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -112,13 +113,10 @@ def main(argv):
   import numpy as np
 
   from artclf import labels, metrics
-  from artclf.data import tfds_builder
+  from artclf import train_lib
 
   data_dir = pathlib.Path(_DATA_DIR.value)
-  try:
-    tfds_builder.dataset_dir(data_dir)
-  except FileNotFoundError:
-    tfds_builder.build(_SOURCE_DIR.value, data_dir)
+  train_lib.ensure_dataset(types.SimpleNamespace(data_dir=data_dir, source_dir=_SOURCE_DIR.value))
 
   start = time.time()
   (x_train, y_train), (x_val, y_val), (x_test, y_test) = probe_features(

@@ -27,6 +27,7 @@ scored set's own statistics (a simple test-time feature alignment).
 import pathlib
 import sys
 import time
+import types
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -157,13 +158,10 @@ def main(argv):
   runtime.configure()
   import numpy as np
 
-  from artclf.data import tfds_builder
+  from artclf import train_lib
 
   data_dir = pathlib.Path(_DATA_DIR.value)
-  try:
-    tfds_builder.dataset_dir(data_dir)
-  except FileNotFoundError:
-    tfds_builder.build(_SOURCE_DIR.value, data_dir)
+  train_lib.ensure_dataset(types.SimpleNamespace(data_dir=data_dir, source_dir=_SOURCE_DIR.value))
   start = time.time()
   train, y_train = pooled_features(data_dir, "train", _IMAGE_SIZE.value, False, _CACHE_DIR.value)
   val, y_val = pooled_features(data_dir, "val", _IMAGE_SIZE.value, False, _CACHE_DIR.value)
