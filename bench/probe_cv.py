@@ -63,8 +63,12 @@ def photometric_shift(view):
   return np.clip(x, 0, 255).round().astype(np.uint8)
 
 
-def pooled_features(data_dir, split: str, image_size: int, shifted: bool, cache_dir: str):
-  """({'gap3': [n, 1024], 'gap4': [n, 2048]} float32, {task: labels}) of one split, cached."""
+def pooled_features(data_dir, requests, image_size: int, cache_dir: str):
+  """[({'gap3': [n, 1024], 'gap4': [n, 2048]} float32, {task: labels})], cached.
+
+  One entry per (split, shifted) in `requests`; `shifted` applies `photometric_shift`.
+  The trunk is loaded and compiled once for all of them.
+  """
   import jax
   import numpy as np
   from flax import nnx
@@ -75,6 +79,7 @@ def pooled_features(data_dir, split: str, image_size: int, shifted: bool, cache_
   view_config = augment.AugmentConfig(image_size=image_size,
                                       resize_size=round(image_size * 256 / 224))
   graphdef, state = nnx.split(weights.load_imagenet_classifier().trunk)
+  frozen = [np.asarray(x) for x in jax.tree.leaves(nnx.to_pure_dict(state))]
 
   @jax.jit
   def pools(state, images):
@@ -82,9 +87,7 @@ def pooled_features(data_dir, split: str, image_size: int, shifted: bool, cache_
     conv4 = trunk(images, end_stage=4)
     return {"gap3": conv4.mean((1, 2)), "gap4": trunk(conv4, start_stage=4).mean((1, 2))}
 
-  source = tfds_builder.open_split(data_dir, split)
-
-  def compute(batch_size=32):
+  def compute(source, shifted: bool, batch_size=32):
     parts = []
     for start in range(0, len(source), batch_size):
       count = min(batch_size, len(source) - start)
@@ -96,12 +99,16 @@ def pooled_features(data_dir, split: str, image_size: int, shifted: bool, cache_
       parts.append({k: np.asarray(v)[:count] for k, v in pools(state, batch).items()})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-  frozen = [np.asarray(x) for x in jax.tree.leaves(nnx.to_pure_dict(state))]
-  key = features.cache_key({"probe": "gap3+gap4", "image_size": image_size, "shifted": shifted,
-                            "data": features.source_digest(source)}, frozen)
-  pooled = features.load_or_compute(cache_dir, key, compute)
-  return ({k: np.asarray(v, np.float32) for k, v in pooled.items()},
-          features.read_labels(source, np.arange(len(source))))
+  results = []
+  for split, shifted in requests:
+    source = tfds_builder.open_split(data_dir, split)
+    key = features.cache_key({"probe": "gap3+gap4", "image_size": image_size, "shifted": shifted,
+                              "data": features.source_digest(source)}, frozen)
+    pooled = features.load_or_compute(cache_dir, key,
+                                      lambda source=source, shifted=shifted: compute(source, shifted))
+    results.append(({k: np.asarray(v, np.float32) for k, v in pooled.items()},
+                    features.read_labels(source, np.arange(len(source)))))
+  return results
 
 
 def variant(pooled: dict, name: str):
@@ -163,15 +170,16 @@ def main(argv):
   data_dir = pathlib.Path(_DATA_DIR.value)
   train_lib.ensure_dataset(types.SimpleNamespace(data_dir=data_dir, source_dir=_SOURCE_DIR.value))
   start = time.time()
-  train, y_train = pooled_features(data_dir, "train", _IMAGE_SIZE.value, False, _CACHE_DIR.value)
-  val, y_val = pooled_features(data_dir, "val", _IMAGE_SIZE.value, False, _CACHE_DIR.value)
+  requests = [("train", False), ("val", False)] + [("val", True)] * _SHIFT_CHECK.value
+  (train, y_train), (val, y_val), *shifted_val = pooled_features(
+      data_dir, requests, _IMAGE_SIZE.value, _CACHE_DIR.value)
   print(f"features: {time.time() - start:.0f} s")
   columns = ("mean_bal", "mean_acc", "all_three", "culture_bal", "medium_bal", "period_bal")
   if _PERIOD_PER_CULTURE.value:
     columns += ("period_bal_per_culture",)
 
   if _SHIFT_CHECK.value:
-    shifted, _ = pooled_features(data_dir, "val", _IMAGE_SIZE.value, True, _CACHE_DIR.value)
+    shifted = shifted_val[0][0]
     print(f"\nFitted on train, scored on val ({_IMAGE_SIZE.value} px):\n")
     print("| variant | C | val | standardised by | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 4) + "|")

@@ -54,14 +54,16 @@ def _fixed_batch(batch_size=8, image_size=32, seed=0):
   return batch
 
 
-def _step_fn(model, trainable, mesh, learning_rate=1e-2, start_stage=0, class_weights=None):
+def _step_fn(model, trainable, mesh, learning_rate=1e-2, start_stage=0, class_weights=None,
+             ema_decay=0.0):
   schedule = optimizer_lib.learning_rate_schedule(learning_rate, 10, 0.9)
   tx = optax.adam(schedule)
   is_trainable = optimizer_lib.trainable_filter(trainable, model.num_stages)
-  graphdef, state = steps.init_train_state(model, is_trainable, tx, jax.random.PRNGKey(0))
+  graphdef, state = steps.init_train_state(model, is_trainable, tx, jax.random.PRNGKey(0),
+                                           ema_decay=ema_decay)
   step = steps.jit_train_step(mesh, graphdef=graphdef, tx=tx, schedule=schedule,
                               task_weights=TASK_WEIGHTS, class_weights=class_weights,
-                              label_smoothing=0.0, start_stage=start_stage)
+                              label_smoothing=0.0, start_stage=start_stage, ema_decay=ema_decay)
   return step, steps.put_replicated(state, mesh)
 
 
@@ -291,15 +293,9 @@ def test_ema_is_the_warmed_up_average_and_what_evaluation_sees():
   model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny", dropout=0.0), rngs=nnx.Rngs(0))
   mesh = steps.make_mesh()
   decay = 0.5
-  schedule = optimizer_lib.learning_rate_schedule(1e-2, 10, 0.9)
-  tx = optax.adam(schedule)
   is_trainable = optimizer_lib.trainable_filter("heads", model.num_stages)
-  graphdef, state = steps.init_train_state(model, is_trainable, tx, jax.random.PRNGKey(0),
-                                           ema_decay=decay)
-  step = steps.jit_train_step(mesh, graphdef=graphdef, tx=tx, schedule=schedule,
-                              task_weights=TASK_WEIGHTS, class_weights=None, label_smoothing=0.0,
-                              start_stage=0, ema_decay=decay)
-  state = steps.put_replicated(state, mesh)
+  graphdef = steps.split_model(model, is_trainable)[0]
+  step, state = _step_fn(model, "heads", mesh, ema_decay=decay)
   expected = jax.device_get(state.trainable)
   batch = steps.global_batch(_fixed_batch(), mesh)
   for s in range(3):
