@@ -1,9 +1,11 @@
-"""Helpers shared by the benches: synthetic batches and interleaved timing."""
+"""Helpers shared by the benches: synthetic batches, interleaved timing, the dataset, headline figures."""
 
 from __future__ import annotations
 
+import pathlib
 import statistics
 import time
+import types
 from typing import Callable
 
 import numpy as np
@@ -41,6 +43,27 @@ def interleaved_seconds(runners: dict[str, Callable[[], None]], repetitions: int
       run()
       seconds[name].append(time.perf_counter() - start)
   return seconds
+
+
+# The figures issue 6 sets targets on, then each task's balanced accuracy.
+HEADLINE = ("mean_balanced_accuracy", "mean_accuracy", "all_three") + tuple(
+    f"{task}_balanced" for task in TASKS)
+
+
+def headline(report: dict) -> dict[str, float]:
+  """The HEADLINE figures of an `artclf.metrics.evaluate_predictions` report."""
+  figures = {"mean_balanced_accuracy": report["mean_balanced_accuracy"],
+             "mean_accuracy": report["mean_accuracy"],
+             "all_three": report["all_three"]["accuracy"]}
+  figures.update({f"{task}_balanced": report["tasks"][task]["balanced_accuracy"]
+                  for task in TASKS})
+  return figures
+
+
+def built_dataset(data_dir, source_dir) -> pathlib.Path:
+  """The dataset folder in data_dir, built from source_dir (a labels.csv folder) on first use."""
+  from artclf import train_lib  # pylint: disable=import-outside-toplevel
+  return train_lib.ensure_dataset(types.SimpleNamespace(data_dir=data_dir, source_dir=source_dir))
 
 
 def median(values) -> float:

@@ -16,13 +16,13 @@ are reproduced by the default crop256 view with --C=1e-4 (docs/results.md).
 import pathlib
 import sys
 import time
-import types
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from absl import app, flags  # noqa: E402
 
 from artclf import runtime  # noqa: E402
+from bench import common  # noqa: E402
 from bench.logistic_regression import fit_logistic_regression  # noqa: E402
 
 _SOURCE_DIR = flags.DEFINE_string("source_dir", "../shared/data/ancient_art", "labels.csv folder.")
@@ -113,10 +113,9 @@ def main(argv):
   import numpy as np
 
   from artclf import labels, metrics
-  from artclf import train_lib
 
   data_dir = pathlib.Path(_DATA_DIR.value)
-  train_lib.ensure_dataset(types.SimpleNamespace(data_dir=data_dir, source_dir=_SOURCE_DIR.value))
+  common.built_dataset(data_dir, _SOURCE_DIR.value)
 
   start = time.time()
   (x_train, y_train), (x_val, y_val), (x_test, y_test) = probe_features(

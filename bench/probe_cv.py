@@ -27,13 +27,13 @@ scored set's own statistics (a simple test-time feature alignment).
 import pathlib
 import sys
 import time
-import types
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from absl import app, flags  # noqa: E402
 
 from artclf import runtime  # noqa: E402
+from bench import common  # noqa: E402
 from bench.logistic_regression import fit_logistic_regression  # noqa: E402
 
 _DATA_DIR = flags.DEFINE_string("data_dir", "data", "Built dataset folder.")
@@ -149,14 +149,12 @@ def fit_and_predict(x, y: dict, fit_rows, x_eval, c: float, period_per_culture: 
 def scores(y: dict, probs: dict) -> dict:
   from artclf import labels, metrics
 
-  report = metrics.evaluate_predictions({t: y[t] for t in labels.TASKS},
-                                        {t: probs[t] for t in labels.TASKS})
-  out = {"mean_bal": report["mean_balanced_accuracy"], "mean_acc": report["mean_accuracy"],
-         "all_three": report["all_three"]["accuracy"],
-         **{f"{t}_bal": report["tasks"][t]["balanced_accuracy"] for t in labels.TASKS}}
+  out = common.headline(metrics.evaluate_predictions({t: y[t] for t in labels.TASKS},
+                                                     {t: probs[t] for t in labels.TASKS}))
   if "period_per_culture" in probs:
     swapped = dict(probs, period=probs["period_per_culture"])
-    out["period_bal_per_culture"] = scores(y, {t: swapped[t] for t in labels.TASKS})["period_bal"]
+    out["period_balanced_per_culture"] = scores(
+        y, {t: swapped[t] for t in labels.TASKS})["period_balanced"]
   return out
 
 
@@ -165,18 +163,16 @@ def main(argv):
   runtime.configure()
   import numpy as np
 
-  from artclf import train_lib
-
   data_dir = pathlib.Path(_DATA_DIR.value)
-  train_lib.ensure_dataset(types.SimpleNamespace(data_dir=data_dir, source_dir=_SOURCE_DIR.value))
+  common.built_dataset(data_dir, _SOURCE_DIR.value)
   start = time.time()
   requests = [("train", False), ("val", False)] + [("val", True)] * _SHIFT_CHECK.value
   (train, y_train), (val, y_val), *shifted_val = pooled_features(
       data_dir, requests, _IMAGE_SIZE.value, _CACHE_DIR.value)
   print(f"features: {time.time() - start:.0f} s")
-  columns = ("mean_bal", "mean_acc", "all_three", "culture_bal", "medium_bal", "period_bal")
+  columns = common.HEADLINE
   if _PERIOD_PER_CULTURE.value:
-    columns += ("period_bal_per_culture",)
+    columns += ("period_balanced_per_culture",)
 
   if _SHIFT_CHECK.value:
     shifted = shifted_val[0][0]

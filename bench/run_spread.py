@@ -26,23 +26,11 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from artclf import labels  # noqa: E402
+from bench.common import HEADLINE, headline  # noqa: E402
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Training workdirs, comma-separated.")
 _SPLIT = flags.DEFINE_string("split", "val", "The split to score.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Built dataset folder (default: each run's).")
-
-HEADLINE = ("mean_balanced_accuracy", "mean_accuracy", "all_three")
-
-
-def headline(report: dict) -> dict[str, float]:
-  """The figures issue 6 sets targets on, plus each task's balanced accuracy."""
-  figures = {"mean_balanced_accuracy": report["mean_balanced_accuracy"],
-             "mean_accuracy": report["mean_accuracy"],
-             "all_three": report["all_three"]["accuracy"]}
-  figures.update({f"{task}_balanced": report["tasks"][task]["balanced_accuracy"]
-                  for task in labels.TASKS})
-  return figures
-
 
 def average_probabilities(members: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
   """The ensemble's {task: [N, C]} probabilities: the members' mean."""
@@ -95,7 +83,7 @@ def main(argv: Sequence[str]) -> int:
     members.append(probs)
     rows[workdir] = headline(metrics.evaluate_predictions(label_ids, probs))
 
-  columns = list(next(iter(rows.values())))
+  columns = HEADLINE
   print(f"split {_SPLIT.value}, {len(members)} runs, {time.time() - start:.0f} s\n")
   print("| run | " + " | ".join(columns) + " |")
   print("|---" * (len(columns) + 1) + "|")
