@@ -13,12 +13,10 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-import jax
-import numpy as np
 from absl import app, flags, logging
 from PIL import Image
 
-from artclf import preprocess, runtime, weights
+from artclf import runtime
 
 _WEIGHTS_DIR = flags.DEFINE_string("weights_dir", None, "Pretrained-weights cache folder.")
 _WEIGHTS_TARBALL = flags.DEFINE_string(
@@ -26,27 +24,8 @@ _WEIGHTS_TARBALL = flags.DEFINE_string(
 _TOP_K = flags.DEFINE_integer("top_k", 5, "How many classes to print per image.")
 
 
-def imagenet_input(image: Image.Image) -> np.ndarray:
-  """Keras ImageNet preprocessing of one PIL image -> float32 [224, 224, 3]."""
-  rgb = preprocess.eval_transform(image.convert("RGB"), image_size=224, resize_size=256)
-  return preprocess.caffe_normalize(rgb)
-
-
-def top_k(images: Sequence[Image.Image], k: int = 5, weights_dir=None,
-          weights_tarball=None) -> list[list[tuple[str, float]]]:
-  """[(class name, probability)] * k for each image, most probable first."""
-  classifier = weights.load_imagenet_classifier(weights_dir, weights_tarball)
-  names = weights.imagenet_class_names(weights_dir, weights_tarball)
-  batch = np.stack([imagenet_input(image) for image in images])
-  probs = np.asarray(jax.nn.softmax(jax.jit(classifier.__call__)(batch), axis=-1))
-  results = []
-  for row in probs:
-    best = np.argsort(-row)[:k]
-    results.append([(names[i], float(row[i])) for i in best])
-  return results
-
-
 def main(argv: Sequence[str]) -> int:
+  runtime.configure()
   logging.set_verbosity(logging.WARNING)  # Keep orbax's restore chatter out of the answer.
   paths = argv[1:]
   if not paths:
@@ -62,8 +41,9 @@ def main(argv: Sequence[str]) -> int:
       print(f"{path}: cannot read image ({error})", file=sys.stderr)
       failed = True
   if images:
-    for path, best in zip(shown, top_k(images, _TOP_K.value, _WEIGHTS_DIR.value,
-                                       _WEIGHTS_TARBALL.value)):
+    from artclf.models import imagenet  # After runtime.configure(): it starts JAX.
+    tops = imagenet.top_k(images, _TOP_K.value, _WEIGHTS_DIR.value, _WEIGHTS_TARBALL.value)
+    for path, best in zip(shown, tops):
       print(path)
       for name, prob in best:
         print(f"  {prob:.3f}  {name}")
@@ -71,5 +51,4 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-  runtime.configure()
   app.run(main)

@@ -51,7 +51,7 @@ HEADLINE = ("mean_balanced_accuracy", "mean_accuracy", "all_three") + tuple(
 
 
 def headline(report: dict) -> dict[str, float]:
-  """The HEADLINE figures of an `artclf.metrics.evaluate_predictions` report."""
+  """The HEADLINE figures of an `artclf.eval.metrics.evaluate_predictions` report."""
   figures = {"mean_balanced_accuracy": report["mean_balanced_accuracy"],
              "mean_accuracy": report["mean_accuracy"],
              "all_three": report["all_three"]["accuracy"]}
@@ -62,8 +62,8 @@ def headline(report: dict) -> dict[str, float]:
 
 def built_dataset(data_dir, source_dir) -> pathlib.Path:
   """The dataset folder in data_dir, built from source_dir (a labels.csv folder) on first use."""
-  from artclf import train_lib  # pylint: disable=import-outside-toplevel
-  return train_lib.ensure_dataset(types.SimpleNamespace(data_dir=data_dir, source_dir=source_dir))
+  from artclf.data import dataset  # pylint: disable=import-outside-toplevel
+  return dataset.ensure_built(types.SimpleNamespace(data_dir=data_dir, source_dir=source_dir))
 
 
 def median(values) -> float:

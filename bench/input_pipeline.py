@@ -27,8 +27,7 @@ from PIL import Image, ImageEnhance, ImageOps
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from artclf import preprocess
-from artclf.data import augment, pipeline, tfds_builder
+from artclf.data import pipeline, tfds_builder, transforms
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 _SOURCE_DIR = flags.DEFINE_string(
@@ -117,13 +116,13 @@ def _pillow_baseline_view(image_bytes: bytes, index: int) -> np.ndarray:
   image = image.crop((round(left), round(top), round(left + crop_w), round(top + crop_h)))
   image = image.resize((224, 224), Image.Resampling.BILINEAR)
   image = image.rotate(rng.uniform(-10, 10), Image.Resampling.BILINEAR,
-                       fillcolor=augment.IMAGENET_MEAN_RGB)
+                       fillcolor=transforms.IMAGENET_MEAN_RGB)
   if rng.random() < 0.5:
     image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
   image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.8, 1.2))
   image = ImageEnhance.Contrast(image).enhance(rng.uniform(0.8, 1.2))
   bgr = np.asarray(image, dtype=np.float32)[..., ::-1]
-  return bgr - preprocess.CAFFE_MEAN_BGR
+  return bgr - transforms.CAFFE_MEAN_BGR
 
 
 def main(argv):
@@ -152,7 +151,7 @@ def _bench(data_dir):
           f"{per_cpu_second:7.1f} images per CPU-second")
 
   records = [source[i]["image"] for i in range(len(source))]
-  rate, per_cpu_second = _time_loop(records, lambda data, i: augment.preprocess_example(
+  rate, per_cpu_second = _time_loop(records, lambda data, i: transforms.preprocess_example(
       data, train=True, seed=0, epoch=0, index=i))
   print(f"preprocess_example loop (no grain): {rate:7.1f} images/s, "
         f"{per_cpu_second:7.1f} images per CPU-second")

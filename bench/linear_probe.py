@@ -6,7 +6,7 @@ Reproduces, with artclf's own trunk, the baseline that issue 6 asks artclf to be
 2048-d global-average-pooled features of the Keras ImageNet ResNet50 at 224 px, then one
 class-balanced multinomial logistic regression per task (L2, C=1, as scikit-learn's
 defaults with class_weight='balanced'), fitted on train+val, scored on test with
-`artclf.metrics`. Also prints the always-majority answer.
+`artclf.eval.metrics`. Also prints the always-majority answer.
 
 --preprocessing chooses how an image becomes the 224 x 224 input (see PREPROCESSING);
 the features of each choice are cached under their own key. The reference's figures
@@ -58,17 +58,16 @@ def probe_view(image_bytes: bytes, preprocessing: str):
   import numpy as np
   from PIL import Image
 
-  from artclf import preprocess
-  from artclf.data import augment, images
+  from artclf.data import images, transforms
 
   if preprocessing == "crop256":
-    return augment.preprocess_example(image_bytes, train=False)
+    return transforms.preprocess_example(image_bytes, train=False)
   resample = {"resize224": Image.Resampling.BILINEAR,
               "resize224_nearest": Image.Resampling.NEAREST}[preprocessing]
   image = images.decode_image(image_bytes)
   if image.size != (224, 224):
     image = image.resize((224, 224), resample)
-  return preprocess.caffe_normalize(np.asarray(image, np.uint8))
+  return transforms.caffe_normalize(np.asarray(image, np.uint8))
 
 
 def probe_features(data_dir, splits, preprocessing: str, cache_dir: str | None,
@@ -78,10 +77,10 @@ def probe_features(data_dir, splits, preprocessing: str, cache_dir: str | None,
   import numpy as np
   from flax import nnx
 
-  from artclf import features, weights
-  from artclf.data import tfds_builder
+  from artclf.data import feature_cache, tfds_builder
+  from artclf.models import imagenet
 
-  graphdef, state = nnx.split(weights.load_imagenet_classifier().trunk)
+  graphdef, state = nnx.split(imagenet.load_imagenet_classifier().trunk)
   pooled = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x).mean(axis=(1, 2)))
   frozen = [np.asarray(x) for x in jax.tree.leaves(nnx.to_pure_dict(state))]
   results = []
@@ -98,11 +97,11 @@ def probe_features(data_dir, splits, preprocessing: str, cache_dir: str | None,
         parts.append(np.asarray(pooled(state, batch))[:count])
       return {"gap": np.concatenate(parts).astype(np.float32)}
 
-    key = features.cache_key({"probe": "gap2048", "preprocessing": preprocessing,
-                              "data": features.source_digest(source)}, frozen)
-    computed = features.load_or_compute(cache_dir, key, compute)
+    key = feature_cache.cache_key({"probe": "gap2048", "preprocessing": preprocessing,
+                              "data": feature_cache.source_digest(source)}, frozen)
+    computed = feature_cache.load_or_compute(cache_dir, key, compute)
     results.append((np.asarray(computed["gap"], np.float32),
-                    features.read_labels(source, np.arange(len(source)))))
+                    feature_cache.read_labels(source, np.arange(len(source)))))
   return results
 
 
@@ -112,7 +111,8 @@ def main(argv):
   import jax
   import numpy as np
 
-  from artclf import labels, metrics
+  from artclf import labels
+  from artclf.eval import metrics
 
   data_dir = pathlib.Path(_DATA_DIR.value)
   common.built_dataset(data_dir, _SOURCE_DIR.value)

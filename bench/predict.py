@@ -1,7 +1,7 @@
 """Predict latency (batch 1) and throughput (batch 32) of ResNet50 at 224 px on this CPU.
 
 Compares artclf's jitted `model(images)` + softmax (its BatchNorms on moving statistics are
-folded into the convolutions, `artclf.conv.conv_frozen_batch_norm`), `artclf.predict()` end
+folded into the convolutions, `artclf.models.ops.conv.conv_frozen_batch_norm`), `artclf.predict()` end
 to end, and the PyTorch reference in eval mode under `torch.inference_mode()` (in a child
 process, see `bench/torch_worker.py`). Repetitions alternate between them so that a
 load change on the machine hits all of them; medians are reported.
@@ -22,9 +22,9 @@ import jax  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 from flax import nnx  # pylint: disable=wrong-import-position
 
-from artclf.model import ArtClassifier, ModelSpec  # pylint: disable=wrong-import-position
-from artclf.predict import predict  # pylint: disable=wrong-import-position
-from artclf.trained_model import TrainedModel  # pylint: disable=wrong-import-position
+from artclf.models.classifier import ArtClassifier, ModelSpec  # pylint: disable=wrong-import-position
+from artclf.serve.predict import predict  # pylint: disable=wrong-import-position
+from artclf.serve.trained_model import TrainedModel  # pylint: disable=wrong-import-position
 from bench import common  # pylint: disable=wrong-import-position
 from configs import common as config_common  # pylint: disable=wrong-import-position
 

@@ -73,12 +73,12 @@ def pooled_features(data_dir, requests, image_size: int, cache_dir: str):
   import numpy as np
   from flax import nnx
 
-  from artclf import features, preprocess, weights
-  from artclf.data import augment, tfds_builder
+  from artclf.data import feature_cache, tfds_builder, transforms
+  from artclf.models import imagenet
 
-  view_config = augment.AugmentConfig(image_size=image_size,
+  view_config = transforms.AugmentConfig(image_size=image_size,
                                       resize_size=round(image_size * 256 / 224))
-  graphdef, state = nnx.split(weights.load_imagenet_classifier().trunk)
+  graphdef, state = nnx.split(imagenet.load_imagenet_classifier().trunk)
   frozen = [np.asarray(x) for x in jax.tree.leaves(nnx.to_pure_dict(state))]
 
   @jax.jit
@@ -93,21 +93,21 @@ def pooled_features(data_dir, requests, image_size: int, cache_dir: str):
       count = min(batch_size, len(source) - start)
       batch = np.zeros((batch_size, image_size, image_size, 3), np.float32)
       for i in range(count):
-        view = augment.preprocess_example(source[start + i]["image"], train=False,
+        view = transforms.preprocess_example(source[start + i]["image"], train=False,
                                           config=view_config, normalize=False)
-        batch[i] = preprocess.caffe_normalize(photometric_shift(view) if shifted else view)
+        batch[i] = transforms.caffe_normalize(photometric_shift(view) if shifted else view)
       parts.append({k: np.asarray(v)[:count] for k, v in pools(state, batch).items()})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
   results = []
   for split, shifted in requests:
     source = tfds_builder.open_split(data_dir, split)
-    key = features.cache_key({"probe": "gap3+gap4", "image_size": image_size, "shifted": shifted,
-                              "data": features.source_digest(source)}, frozen)
-    pooled = features.load_or_compute(cache_dir, key,
+    key = feature_cache.cache_key({"probe": "gap3+gap4", "image_size": image_size, "shifted": shifted,
+                              "data": feature_cache.source_digest(source)}, frozen)
+    pooled = feature_cache.load_or_compute(cache_dir, key,
                                       lambda source=source, shifted=shifted: compute(source, shifted))
     results.append(({k: np.asarray(v, np.float32) for k, v in pooled.items()},
-                    features.read_labels(source, np.arange(len(source)))))
+                    feature_cache.read_labels(source, np.arange(len(source)))))
   return results
 
 
@@ -147,7 +147,8 @@ def fit_and_predict(x, y: dict, fit_rows, x_eval, c: float, period_per_culture: 
 
 
 def scores(y: dict, probs: dict) -> dict:
-  from artclf import labels, metrics
+  from artclf import labels
+  from artclf.eval import metrics
 
   out = common.headline(metrics.evaluate_predictions({t: y[t] for t in labels.TASKS},
                                                      {t: probs[t] for t in labels.TASKS}))

@@ -6,7 +6,7 @@ Train one config several times with different seeds first, e.g.
   for s in 0 1 2 3 4; do python -m artclf.train --config=configs/cpu_quick.py \
       --workdir=checkpoints/seed$s --config.seed=$s; done
 then pass the workdirs. For each run, the best checkpoint is scored on the split with
-`artclf.metrics`, as `python -m artclf.evaluate` scores it (probabilities without the
+`artclf.eval.metrics`, as `python -m artclf.evaluate` scores it (probabilities without the
 temperatures: they do not change a prediction). The bench prints every run, the spread of
 the headline figures over the runs, and the ensemble that averages their probabilities.
 Screen with --split=val; score test only to report what was chosen.
@@ -48,13 +48,15 @@ def spread(values: Sequence[float]) -> dict[str, float]:
 
 def split_probabilities(workdir: str, split: str, data_dir: str | None):
   """({task: probabilities}, {task: label ids}) of a run's best checkpoint on a split."""
-  from artclf import calibration, evaluate, train_lib, trained_model  # pylint: disable=import-outside-toplevel
-  from artclf.data import tfds_builder  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel  # JAX starts here, after the flags are parsed.
+  from artclf.data import dataset, tfds_builder
+  from artclf.eval import calibration, evaluation
+  from artclf.serve import trained_model
   trained = trained_model.load(workdir, batch_size=32)
-  data_dir = data_dir or train_lib.ensure_dataset(trained.config.data)
+  data_dir = data_dir or dataset.ensure_built(trained.config.data)
   if split not in tfds_builder.split_names(data_dir):
     raise ValueError(f"split {split!r} not in {data_dir}")
-  logits, label_ids = evaluate.split_logits(trained, tfds_builder.open_split(data_dir, split),
+  logits, label_ids = evaluation.split_logits(trained, tfds_builder.open_split(data_dir, split),
                                             flip_tta=False)
   return {task: calibration.softmax(value) for task, value in logits.items()}, label_ids
 
@@ -68,7 +70,8 @@ def main(argv: Sequence[str]) -> int:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not _WORKDIRS.value:
     raise app.UsageError("--workdirs is required")
-  from artclf import metrics, runtime  # pylint: disable=import-outside-toplevel
+  from artclf import runtime  # pylint: disable=import-outside-toplevel
+  from artclf.eval import metrics
   runtime.configure()
   start = time.time()
   members, reference_labels, rows = [], None, {}

@@ -1,6 +1,6 @@
 """PyTorch reference of artclf's network and train step, for the benches only.
 
-The network is built as `artclf.model.ArtClassifier` with `ModelSpec()` builds it:
+The network is built as `artclf.models.classifier.ArtClassifier` with `ModelSpec()` builds it:
   * Keras-layout ResNet50 v1: stride in the first 1x1 conv of a bottleneck and in the
     projection, every conv has a bias, BatchNorm eps 1e-3 (momentum 0.99 in Keras terms);
   * stem: 7x7 stride-2 conv (zero padding 3), BN, ReLU, 3x3 stride-2 max-pool (padding 1,

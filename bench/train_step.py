@@ -1,7 +1,7 @@
 """Images per second of the full ResNet50 train step, artclf against the PyTorch reference.
 
 224 px, batch 32, float32, forward + backward + Adam, summed cross-entropy of the three
-heads, through artclf's own jitted step (`artclf.steps`). The reference
+heads, through artclf's own jitted step (`artclf.train.steps`). The reference
 (`bench/torch_reference.py`) runs in a child process (`bench/torch_worker.py`); by default
 its repetitions come first, then its worker is closed and artclf's run
 (`--protocol=interleaved` alternates them instead); medians are compared.
@@ -27,13 +27,13 @@ import optax  # pylint: disable=wrong-import-position
 from flax import nnx  # pylint: disable=wrong-import-position
 
 from artclf import labels as artclf_labels  # pylint: disable=wrong-import-position
-from artclf import optimizer, steps  # pylint: disable=wrong-import-position
-from artclf.model import ArtClassifier, ModelSpec  # pylint: disable=wrong-import-position
+from artclf.models.classifier import ArtClassifier, ModelSpec  # pylint: disable=wrong-import-position
+from artclf.train import optimizer, steps  # pylint: disable=wrong-import-position
 from bench import common  # pylint: disable=wrong-import-position
 
 
 def make_step(model: ArtClassifier, trainable: str, start_stage: int, learning_rate: float = 1e-4):
-  """artclf's own jitted, sharded train step (artclf.steps) and its replicated state."""
+  """artclf's own jitted, sharded train step (artclf.train.steps) and its replicated state."""
   mesh = steps.make_mesh()
   schedule = optimizer.learning_rate_schedule(learning_rate, 100, 0.9)
   tx = optax.adam(schedule)

@@ -32,7 +32,7 @@ def worker(logits_path: str, train_repetitions: int) -> None:
   """Runs in the child process, under the XLA_FLAGS the parent set."""
   import jax  # pylint: disable=import-outside-toplevel
   from flax import nnx  # pylint: disable=import-outside-toplevel
-  from artclf.model import ArtClassifier, ModelSpec  # pylint: disable=import-outside-toplevel
+  from artclf.models.classifier import ArtClassifier, ModelSpec  # pylint: disable=import-outside-toplevel
   from bench import common, train_step  # pylint: disable=import-outside-toplevel
 
   model = ArtClassifier(ModelSpec(), rngs=nnx.Rngs(0))

@@ -6,8 +6,10 @@ import pathlib
 
 import pytest
 
-from artclf import model, optimizer
-from artclf.data import augment
+from artclf.data import transforms
+from artclf.models import classifier as model
+from artclf.models import resnet
+from artclf.train import optimizer
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
 CONFIG_NAMES = sorted(p.stem for p in CONFIG_DIR.glob("*.py")
@@ -25,9 +27,9 @@ def test_config_is_documented_and_valid(name):
   config = module.get_config()
   model_fields = {f.name for f in dataclasses.fields(model.ModelSpec)} | {"pretrained"}
   assert set(config.model.keys()) <= model_fields
-  model.trunk_spec(config.model.trunk)
-  assert set(config.data.augment.keys()) <= {f.name for f in dataclasses.fields(augment.AugmentConfig)}
-  augment.from_config(config.data.augment)
+  resnet.trunk_spec(config.model.trunk)
+  assert set(config.data.augment.keys()) <= {f.name for f in dataclasses.fields(transforms.AugmentConfig)}
+  transforms.from_config(config.data.augment)
   for phase in (config.phase1, config.phase2):
     if phase.epochs:
       optimizer.trainable_filter(phase.trainable, 6)

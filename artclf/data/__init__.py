@@ -4,7 +4,9 @@
   images         robust decoding of image bytes to RGB uint8 (Pillow)
   tfds_builder   TFDS builder `ancient_art` (ArrayRecord, no TensorFlow), open_split()
   build          command line: python -m artclf.data.build --source_dir=... --data_dir=...
-  augment        preprocess_example(): the evaluation view and training augmentations
+  dataset        the built dataset a config names: build on first use, open splits
+  transforms     the image views: evaluation view, training augmentations, normalisation
   pipeline       grain input pipeline: shuffling, sharding, batching, workers, resumption
   balance        class counts, class weights, class-balanced sampling weights
+  feature_cache  the frozen trunk's outputs, computed once per image view
 """

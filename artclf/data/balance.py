@@ -20,11 +20,6 @@ def read_split_labels(source) -> dict[str, np.ndarray]:
           for task in labels.TASKS}
 
 
-def split_class_counts(source) -> dict[str, np.ndarray]:
-  """Task -> per-class counts of a split source (e.g. tfds_builder.open_split(d, 'train'))."""
-  return class_counts(read_split_labels(source))
-
-
 def class_counts(label_ids: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   """Task -> int64 [num_classes] count of each class, unknown ignored."""
   counts = {}

@@ -116,7 +116,3 @@ def to_rgb(image: Image.Image, *,
     return Image.alpha_composite(background, rgba).convert("RGB")
   return image.convert("RGB")
 
-
-def decode_image_array(data: bytes, **kwargs) -> np.ndarray:
-  """`decode_image` as a uint8 [H, W, 3] array."""
-  return np.asarray(decode_image(data, **kwargs), dtype=np.uint8)

@@ -8,7 +8,7 @@
   iterator.set_state(state)      # ... and the resumed run continues with the next batch.
 
 Batches: `image` is caffe-normalised float32 (BGR minus the ImageNet mean, see
-`artclf.preprocess`), `culture`/`medium`/`period` int32 class ids with
+`artclf.data.transforms`), `culture`/`medium`/`period` int32 class ids with
 UNKNOWN = -1, `index` the record's position in the split source (-1 for the
 filler examples of `pad_eval`).
 
@@ -24,8 +24,8 @@ How the order is made (all deterministic given `seed`):
   `artclf.data.balance.sampling_weights`;
 * epochs are concatenated before batching, so with num_epochs=None training
   batches run on forever and a batch may straddle two epochs;
-* each record's augmentation uses `augment.example_rng(seed, epoch, record)`,
-  independent of batching, workers or resumption; `augment.preprocess_example`
+* each record's augmentation uses `transforms.example_rng(seed, epoch, record)`,
+  independent of batching, workers or resumption; `transforms.preprocess_example`
   recomputes any view outside the pipeline.
 Workers (`worker_count` > 0) are processes, each producing whole batches of
 uint8 images; the float conversion happens in the consuming process so that
@@ -43,8 +43,8 @@ from absl import flags
 import grain
 import numpy as np
 
-from artclf import labels, preprocess
-from artclf.data import augment, balance, images, tfds_builder
+from artclf import labels
+from artclf.data import balance, images, transforms
 
 
 # Record index of the filler examples that pad_eval adds.
@@ -56,7 +56,7 @@ class PipelineConfig:
   """Batching, order, sampling and parallelism of the pipeline; image settings in `augmentation`."""
   batch_size: int = 32
   seed: int = 0
-  augmentation: augment.AugmentConfig = augment.AugmentConfig()
+  augmentation: transforms.AugmentConfig = transforms.AugmentConfig()
   # Training only: per-epoch reshuffle, number of epochs (None = forever),
   # and sampling: 'uniform', or class-balanced 'culture' / 'product' (see
   # artclf.data.balance.sampling_weights) with its power and weight cap.
@@ -127,14 +127,6 @@ def make_dataset(source, *, train: bool, config: PipelineConfig = PipelineConfig
   return dataset.map(_normalize_images)
 
 
-def open_dataset(data_dir, split: str, *, train: bool, config: PipelineConfig = PipelineConfig(),
-                 shard_index: int | None = None,
-                 shard_count: int | None = None) -> grain.IterDataset:
-  """`make_dataset` of split `split` of the dataset built under data_dir."""
-  return make_dataset(tfds_builder.open_split(data_dir, split), train=train, config=config,
-                      shard_index=shard_index, shard_count=shard_count)
-
-
 def _resolve_shard(shard_index, shard_count) -> tuple[int, int]:
   if shard_index is None or shard_count is None:
     import jax  # pylint: disable=g-import-not-at-top  # Only when a default is needed.
@@ -177,7 +169,7 @@ class _WeightedDraw:
 class _LoadExample:
   """(epoch, record) -> {'image': uint8 [S, S, 3], task: int32, 'index': int64}."""
 
-  def __init__(self, source, train: bool, augment_config: augment.AugmentConfig, seed: int):
+  def __init__(self, source, train: bool, augment_config: transforms.AugmentConfig, seed: int):
     self._source = source
     self._train = train
     self._augment_config = augment_config
@@ -193,7 +185,7 @@ class _LoadExample:
       return example
     record = self._source[record_id]
     try:
-      image = augment.preprocess_example(
+      image = transforms.preprocess_example(
           record["image"], train=self._train, config=self._augment_config,
           seed=self._seed, epoch=epoch, index=record_id, normalize=False)
     except images.ImageDecodeError as e:
@@ -209,4 +201,4 @@ def _stack(examples) -> dict[str, np.ndarray]:
 
 
 def _normalize_images(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-  return {**batch, "image": preprocess.caffe_normalize(batch["image"])}
+  return {**batch, "image": transforms.caffe_normalize(batch["image"])}

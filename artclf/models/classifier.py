@@ -1,0 +1,139 @@
+"""The classifier: a trunk, a squeeze-and-excitation block and three heads.
+
+On the trunk's last feature map sits an SE block, then global average pooling, optional
+dropout and one linear head per task (`artclf.labels.TASKS`). In `submodels` mode the
+model holds three independent trunk+SE+head networks, one per task, behind the same call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from artclf import labels
+from artclf.models import resnet
+
+class SqueezeExcite(nnx.Module):
+  """Squeeze-and-excitation: channel gates in (0, 1) from the globally pooled features."""
+
+  def __init__(self, features: int, ratio: int = 16, *, dtype=None, rngs: nnx.Rngs):
+    hidden = max(1, features // ratio)
+    self.reduce = nnx.Linear(features, hidden, dtype=dtype, rngs=rngs)
+    self.expand = nnx.Linear(hidden, features, dtype=dtype, rngs=rngs)
+
+  def gates(self, x):
+    squeezed = jnp.mean(x, axis=(1, 2))
+    return nnx.sigmoid(self.expand(nnx.relu(self.reduce(squeezed))))
+
+  def __call__(self, x):
+    return x * self.gates(x)[:, None, None, :].astype(x.dtype)
+
+
+class Heads(nnx.Module):
+  """The part above the trunk: SE block (optional), pooling, dropout, one linear head per task."""
+
+  def __init__(self, features: int, tasks: Sequence[str], *, use_se: bool, se_ratio: int,
+               dropout: float, dtype=None, rngs: nnx.Rngs):
+    self.tasks = tuple(tasks)
+    self.se = SqueezeExcite(features, se_ratio, dtype=dtype, rngs=rngs) if use_se else None
+    self.dropout = nnx.Dropout(dropout)
+    # Heads compute in f32: their logits feed the loss and calibration directly.
+    self.heads = nnx.Dict({
+        task: nnx.Linear(features, labels.num_classes(task), rngs=rngs) for task in self.tasks})
+
+  def __call__(self, feature_map, train: bool = False, dropout_key=None):
+    x = feature_map if self.se is None else self.se(feature_map)
+    pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+    if train and self.dropout.rate > 0:
+      if dropout_key is None:
+        raise ValueError("training with dropout needs a dropout_key")
+      pooled = self.dropout(pooled, deterministic=False, rngs=dropout_key)
+    return {task: self.heads[task](pooled) for task in self.tasks}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """Everything that fixes the network's shape and numerics (a view of config.model)."""
+  trunk: str = "resnet50"
+  use_se: bool = True
+  se_ratio: int = 16
+  dropout: float = 0.0
+  submodels: bool = False
+  # Keep the trunk's BatchNorm on its moving statistics even while training: small
+  # fine-tuning batches give noisy batch statistics that would spoil the ImageNet ones.
+  freeze_bn_stats: bool = True
+  compute_dtype: str = "float32"  # 'bfloat16' on GPU/TPU; parameters stay float32.
+
+  @classmethod
+  def from_config(cls, model_config) -> "ModelSpec":
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in dict(model_config).items() if k in fields})
+
+
+class _TrunkAndHeads(nnx.Module):
+  """One trunk, one SE block and heads for `tasks`."""
+
+  def __init__(self, spec: ModelSpec, tasks: Sequence[str], rngs: nnx.Rngs):
+    dtype = None if spec.compute_dtype == "float32" else jnp.dtype(spec.compute_dtype)
+    trunk = resnet.trunk_spec(spec.trunk)
+    self.freeze_bn_stats = spec.freeze_bn_stats
+    self.trunk = resnet.ResNetTrunk(trunk, dtype=dtype, rngs=rngs)
+    self.head = Heads(trunk.num_features, tasks, use_se=spec.use_se, se_ratio=spec.se_ratio,
+                      dropout=spec.dropout, dtype=dtype, rngs=rngs)
+
+  def features(self, images, train: bool = False, end_stage: int | None = None):
+    return self.trunk(images, self.freeze_bn_stats or not train, end_stage=end_stage)
+
+  def forward_from(self, features, start_stage: int, train: bool = False, dropout_key=None):
+    x = self.trunk(features, self.freeze_bn_stats or not train, start_stage=start_stage)
+    return self.head(x, train, dropout_key)
+
+  def __call__(self, images, train: bool = False, dropout_key=None):
+    return self.forward_from(images, 0, train, dropout_key)
+
+
+class ArtClassifier(nnx.Module):
+  """Image [B, H, W, 3] (caffe-normalised) -> {task: logits [B, 3]} for culture, medium, period.
+
+  With `spec.submodels` the three tasks get three independent networks (the study's
+  design); otherwise one shared trunk branches into three heads.
+  """
+
+  def __init__(self, spec: ModelSpec = ModelSpec(), *, rngs: nnx.Rngs):
+    self.spec = spec
+    if spec.submodels:
+      self.nets = nnx.Dict({task: _TrunkAndHeads(spec, (task,), rngs) for task in labels.TASKS})
+    else:
+      self.nets = nnx.Dict({"shared": _TrunkAndHeads(spec, labels.TASKS, rngs)})
+
+  @property
+  def trunks(self) -> list[resnet.ResNetTrunk]:
+    return [net.trunk for net in self.nets.values()]
+
+  @property
+  def num_stages(self) -> int:
+    return self.trunks[0].num_stages
+
+  def features(self, images, train: bool = False, end_stage: int | None = None):
+    """Trunk outputs after stage `end_stage - 1` (all stages by default), keyed like
+    `self.nets` ('shared', or one per task in submodels mode)."""
+    return {name: net.features(images, train, end_stage) for name, net in self.nets.items()}
+
+  def forward_from(self, features: dict[str, jax.Array], start_stage: int, train: bool = False,
+                   dropout_key=None) -> dict[str, jax.Array]:
+    """Logits from cached trunk features: runs stages [start_stage, end) and the heads.
+
+    start_stage == num_stages runs the heads alone (the frozen-trunk fast path).
+    """
+    logits = {}
+    for name, net in self.nets.items():
+      key = None if dropout_key is None else jax.random.fold_in(dropout_key, len(logits))
+      logits.update(net.forward_from(features[name], start_stage, train, key))
+    return logits
+
+  def __call__(self, images, train: bool = False, dropout_key=None) -> dict[str, jax.Array]:
+    return self.forward_from({name: images for name in self.nets}, 0, train, dropout_key)

@@ -1,0 +1,33 @@
+"""The record shape shared by the museum API readers, the labelling rules and the builder.
+
+Each museum API names its fields differently; `artclf.museums.sources` maps them onto
+`MuseumRecord`, so that `artclf.museums.rules` and `artclf.museums.harvest` read one
+shape. Text fields are '' when the museum leaves them empty, years are None.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class MuseumRecord:
+  """One museum object as read from an API, before labelling."""
+  museum: str            # 'met', 'cle' or 'aic' (the `museum` column of labels.csv).
+  object_id: str         # Prefixed ID as in the shared set: MET_<id>, CLE_<id>, CHI_<id>.
+  title: str = ""
+  object_name: str = ""  # Met objectName, Cleveland type, AIC artwork_type_title.
+  classification: str = ""  # Met classification, AIC classification_title.
+  department: str = ""
+  culture: str = ""      # Met culture, Cleveland culture list joined, AIC style/culture.
+  place: str = ""        # AIC place_of_origin, Met country.
+  medium: str = ""       # Material and technique text (Met medium, CMA technique, ...).
+  period: str = ""       # Period and dynasty text (Met period + dynasty).
+  date_text: str = ""    # The museum's display date.
+  begin_year: int | None = None  # The API's own numeric years, used when the text fails.
+  end_year: int | None = None
+  image_url: str = ""
+  license: str = "CC0-1.0"
+
+  @property
+  def source_url(self) -> str:
+    """What labels.csv records as `source_url`: the museum image URL (as the shared set)."""
+    return self.image_url

@@ -1,0 +1,183 @@
+"""The jitted train and eval steps, the train state, and how they are sharded.
+
+Data parallelism: a 1-D `jax.sharding.Mesh` over every device (of every host) with the
+axis 'data'. Batches are split along 'data'; parameters, optimiser state and RNG are
+replicated. XLA inserts the gradient all-reduce. The same code runs on one CPU, on 8
+simulated CPU devices and on several hosts (each host feeds its local slice of the batch).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Mapping
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from artclf import labels
+from artclf.train import losses
+
+DATA_AXIS = "data"
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a step changes. The model's structure (graphdef) lives outside, static."""
+  step: jax.Array
+  trainable: nnx.State    # parameters this phase updates
+  frozen: nnx.State       # parameters this phase keeps fixed
+  batch_stats: nnx.State  # BatchNorm moving statistics
+  opt_state: Any
+  rng: jax.Array          # raw uint32 key; dropout keys are folded from it per step
+  # Exponential moving average of `trainable` (None when config.phaseN.ema_decay is 0).
+  # When kept, it is what evaluation sees and what becomes the model: an average over
+  # the last few hundred steps is less noisy than the weights of any single step.
+  ema: nnx.State | None = None
+
+
+def make_mesh(devices=None) -> Mesh:
+  devices = jax.devices() if devices is None else devices
+  return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def data_sharded(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def split_model(model: nnx.Module, is_trainable) -> tuple[nnx.GraphDef, nnx.State, nnx.State,
+                                                          nnx.State]:
+  """(graphdef, trainable params, frozen params, batch stats)."""
+  return nnx.split(model, nnx.All(nnx.Param, is_trainable), nnx.Param, nnx.BatchStat)
+
+
+def init_train_state(model: nnx.Module, is_trainable, tx: optax.GradientTransformation,
+                     rng: jax.Array, step: int = 0,
+                     ema_decay: float = 0.0) -> tuple[nnx.GraphDef, TrainState]:
+  graphdef, trainable, frozen, batch_stats = split_model(model, is_trainable)
+  # A copy, not the same buffers: the train step donates its state.
+  ema = jax.tree.map(jnp.copy, trainable) if ema_decay > 0 else None
+  state = TrainState(step=jnp.asarray(step, jnp.int32), trainable=trainable, frozen=frozen,
+                     batch_stats=batch_stats, opt_state=tx.init(trainable), rng=rng, ema=ema)
+  return graphdef, state
+
+
+def model_params(state: TrainState) -> nnx.State:
+  """The trainable parameters the model is evaluated and saved with: the EMA if kept."""
+  return state.trainable if state.ema is None else state.ema
+
+
+def merge_model(graphdef: nnx.GraphDef, state: TrainState) -> nnx.Module:
+  return nnx.merge(graphdef, model_params(state), state.frozen, state.batch_stats)
+
+
+def update_ema(ema: nnx.State, params: nnx.State, step: jax.Array, decay: float) -> nnx.State:
+  """ema <- d * ema + (1 - d) * params, with d = min(decay, (1 + step) / (10 + step)).
+
+  The warm-up of d keeps the first steps from being dominated by the initial weights
+  (as tf.train.ExponentialMovingAverage with num_updates).
+  """
+  d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
+
+
+def _forward(model, batch, start_stage: int, train: bool, dropout_key=None):
+  if start_stage == 0:
+    return model(batch["image"], train=train, dropout_key=dropout_key)
+  return model.forward_from(batch["features"], start_stage, train=train, dropout_key=dropout_key)
+
+
+def _accuracy_counts(logits, batch) -> dict[str, jax.Array]:
+  counts = {}
+  for task in labels.TASKS:
+    known = batch[task] != labels.UNKNOWN
+    correct = (jnp.argmax(logits[task], -1) == batch[task]) & known
+    counts[f"{task}_correct"] = jnp.sum(correct)
+    counts[f"{task}_known"] = jnp.sum(known)
+  return counts
+
+
+def train_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.GraphDef,
+               tx: optax.GradientTransformation, schedule: optax.Schedule,
+               task_weights: Mapping[str, float],
+               class_weights: Mapping[str, jax.Array] | None,
+               label_smoothing: float, start_stage: int,
+               ema_decay: float = 0.0) -> tuple[TrainState, dict]:
+  """One optimiser step on one (global) batch: state in, state and metrics out.
+
+  A non-finite loss leaves the state unchanged and is reported in metrics['nonfinite'],
+  so a checkpoint never holds NaN parameters.
+  """
+  dropout_key = jax.random.fold_in(state.rng, state.step)
+
+  def loss_fn(trainable):
+    model = nnx.merge(graphdef, trainable, state.frozen, state.batch_stats)
+    logits = _forward(model, batch, start_stage, train=True, dropout_key=dropout_key)
+    loss, per_task = losses.total_loss(logits, batch, task_weights, class_weights,
+                                       label_smoothing)
+    return loss, (per_task, logits, nnx.state(model, nnx.BatchStat))
+
+  (loss, (per_task, logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.trainable)
+  updates, opt_state = tx.update(grads, state.opt_state, state.trainable)
+  trainable = optax.apply_updates(state.trainable, updates)
+
+  # Finite loss and gradients can still give non-finite updates (an absurd learning rate).
+  finite = (jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads)) &
+            jnp.isfinite(optax.global_norm(updates)))
+  keep_if_finite = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+  trainable = keep_if_finite(trainable, state.trainable)
+  ema = (None if state.ema is None else
+         keep_if_finite(update_ema(state.ema, trainable, state.step, ema_decay), state.ema))
+  new_state = state.replace(
+      step=state.step + 1,
+      trainable=trainable,
+      batch_stats=keep_if_finite(batch_stats, state.batch_stats),
+      opt_state=keep_if_finite(opt_state, state.opt_state),
+      ema=ema)
+  metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
+             "learning_rate": schedule(state.step), "nonfinite": (~finite).astype(jnp.int32),
+             **per_task, **_accuracy_counts(logits, batch)}
+  return new_state, metrics
+
+
+def eval_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.GraphDef,
+              start_stage: int) -> dict[str, jax.Array]:
+  """Logits of every head for one batch (no state change)."""
+  model = merge_model(graphdef, state)
+  return _forward(model, batch, start_stage, train=False)
+
+
+def jit_train_step(mesh: Mesh, **static) -> Callable:
+  """train_step under jit, batch sharded over 'data', everything else replicated."""
+  return jax.jit(
+      functools.partial(train_step, **static),
+      in_shardings=(replicated(mesh), data_sharded(mesh)),
+      out_shardings=(replicated(mesh), replicated(mesh)),
+      donate_argnums=0)
+
+
+def jit_eval_step(mesh: Mesh, **static) -> Callable:
+  return jax.jit(
+      functools.partial(eval_step, **static),
+      in_shardings=(replicated(mesh), data_sharded(mesh)),
+      out_shardings=data_sharded(mesh))
+
+
+def put_replicated(tree, mesh: Mesh):
+  return jax.device_put(tree, replicated(mesh))
+
+
+def global_batch(local_batch: Mapping[str, Any], mesh: Mesh) -> dict:
+  """Assembles this host's slice of the batch into global arrays sharded over 'data'."""
+  sharding = data_sharded(mesh)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), dict(local_batch))
