@@ -2,10 +2,11 @@
 
   python -m artclf.predict --workdir=checkpoints/cpu_quick photo.jpg folder/ [--output=out.csv]
   python -m artclf.predict --workdir=... --explain=heatmaps/ photo.jpg   # Grad-CAM overlays
+  python -m artclf.predict --workdir=... collection/ --output=out.csv --resume  # tens of thousands
 
 From Python, `artclf.predict(...)` (see `artclf.serve.predict`). An unreadable file is
 reported on its own line and the rest are still predicted; the exit status is 1 if any
-input failed, 2 if the model cannot be loaded.
+input failed, 2 if the model cannot be loaded or the output cannot be written.
 """
 
 import sys
@@ -19,18 +20,24 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir (its best ch
 _OUTPUT = flags.DEFINE_string("output", None, "Also write the results to this .csv or .json file.")
 _EXPLAIN = flags.DEFINE_string("explain", None,
                                "Write Grad-CAM overlays (PNG, one per task) to this folder.")
-_TTA = flags.DEFINE_bool("tta", False, "Average with the horizontally mirrored image.")
+_TTA = flags.DEFINE_bool("tta", None, "Average with the horizontally mirrored image "
+                         "(default: as the temperatures were fitted by evaluate).")
+_RESUME = flags.DEFINE_bool("resume", False,
+                            "Skip the images the --output file already holds, and append.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Images per forward pass.")
+_THREADS = flags.DEFINE_integer("threads", 4, "Threads decoding images ahead of the model.")
 
 
 def main(argv) -> int:
   if len(argv) < 2:
     raise app.UsageError("give one or more images or folders")
   runtime.configure()
-  from artclf.serve import predict  # After runtime.configure(): it starts JAX.
+  from artclf.serve import collection  # After runtime.configure(): it starts JAX.
   try:
-    return predict.run_cli(argv[1:], _WORKDIR.value, _OUTPUT.value, _EXPLAIN.value, _TTA.value)
-  except FileNotFoundError as error:  # No such workdir, or no trained checkpoint in it.
-    print(f"error: {error}", file=sys.stderr)
+    return collection.run_cli(argv[1:], _WORKDIR.value, _OUTPUT.value, _EXPLAIN.value,
+                              _TTA.value, _RESUME.value, _BATCH_SIZE.value, _THREADS.value)
+  except (FileNotFoundError, ValueError) as error:  # no workdir, no checkpoint, or another config
+    print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
     return 2
 
 

@@ -77,7 +77,7 @@ def probe_features(data_dir, splits, preprocessing: str, cache_dir: str | None,
   import numpy as np
   from flax import nnx
 
-  from artclf.data import feature_cache, tfds_builder
+  from artclf.data import balance, feature_cache, tfds_builder
   from artclf.models import imagenet
 
   graphdef, state = nnx.split(imagenet.load_imagenet_classifier().trunk)
@@ -101,7 +101,7 @@ def probe_features(data_dir, splits, preprocessing: str, cache_dir: str | None,
                               "data": feature_cache.source_digest(source)}, frozen)
     computed = feature_cache.load_or_compute(cache_dir, key, compute)
     results.append((np.asarray(computed["gap"], np.float32),
-                    feature_cache.read_labels(source, np.arange(len(source)))))
+                    balance.read_split_labels(source)))
   return results
 
 

@@ -73,7 +73,7 @@ def pooled_features(data_dir, requests, image_size: int, cache_dir: str):
   import numpy as np
   from flax import nnx
 
-  from artclf.data import feature_cache, tfds_builder, transforms
+  from artclf.data import balance, feature_cache, tfds_builder, transforms
   from artclf.models import imagenet
 
   view_config = transforms.AugmentConfig(image_size=image_size,
@@ -107,7 +107,7 @@ def pooled_features(data_dir, requests, image_size: int, cache_dir: str):
     pooled = feature_cache.load_or_compute(cache_dir, key,
                                       lambda source=source, shifted=shifted: compute(source, shifted))
     results.append(({k: np.asarray(v, np.float32) for k, v in pooled.items()},
-                    feature_cache.read_labels(source, np.arange(len(source)))))
+                    balance.read_split_labels(source)))
   return results
 
 

@@ -28,13 +28,14 @@ from flax import nnx  # pylint: disable=wrong-import-position
 
 from artclf import labels as artclf_labels  # pylint: disable=wrong-import-position
 from artclf.models.classifier import ArtClassifier, ModelSpec  # pylint: disable=wrong-import-position
+from artclf import mesh as mesh_lib  # pylint: disable=wrong-import-position
 from artclf.train import optimizer, steps  # pylint: disable=wrong-import-position
 from bench import common  # pylint: disable=wrong-import-position
 
 
 def make_step(model: ArtClassifier, trainable: str, start_stage: int, learning_rate: float = 1e-4):
   """artclf's own jitted, sharded train step (artclf.train.steps) and its replicated state."""
-  mesh = steps.make_mesh()
+  mesh = mesh_lib.make_mesh()
   schedule = optimizer.learning_rate_schedule(learning_rate, 100, 0.9)
   tx = optax.adam(schedule)
   is_trainable = optimizer.trainable_filter(trainable, model.num_stages)
@@ -43,7 +44,7 @@ def make_step(model: ArtClassifier, trainable: str, start_stage: int, learning_r
       mesh, graphdef=graphdef, tx=tx, schedule=schedule,
       task_weights={task: 1.0 for task in artclf_labels.TASKS}, class_weights=None,
       label_smoothing=0.0, start_stage=start_stage)
-  return step, steps.put_replicated(state, mesh), mesh
+  return step, mesh_lib.put_replicated(state, mesh), mesh
 
 
 class ArtclfTrainer:
@@ -53,7 +54,7 @@ class ArtclfTrainer:
     model = ArtClassifier(ModelSpec(compute_dtype=compute_dtype, dropout=0.0), rngs=nnx.Rngs(seed))
     self.step, self.state, mesh = make_step(model, "all", start_stage=0)
     images, labels = common.random_batch(batch_size, seed=seed)
-    self.batch = steps.global_batch({"image": images, **labels}, mesh)
+    self.batch = mesh_lib.to_global({"image": images, **labels}, mesh)
     self.loss = None
 
   def compile(self) -> float:
@@ -83,7 +84,7 @@ def head_epoch_seconds(num_examples: int = 994, batch_size: int = 32) -> tuple[f
 
   def batch(i):
     rows = slice(i * batch_size, (i + 1) * batch_size)
-    return steps.global_batch({"features": {"shared": features[rows].astype(np.float32)},
+    return mesh_lib.to_global({"features": {"shared": features[rows].astype(np.float32)},
                                **{t: v[rows] for t, v in labels.items()}}, mesh)
 
   start = time.perf_counter()

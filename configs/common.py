@@ -13,10 +13,11 @@ def phase(epochs: int, learning_rate: float, trainable: str, decay_rate: float =
   return ml_collections.ConfigDict(dict(
       epochs=epochs, learning_rate=learning_rate, trainable=trainable, decay_rate=decay_rate,
       decay_epochs=decay_epochs, warmup_steps=warmup_steps,
-      # Evaluate, select and save an exponential moving average of the trained weights,
-      # with this decay per step (0: off, the weights of the step itself). 0.99 averages
-      # over about the last 100 steps.
-      ema_decay=ema_decay,
+      # Evaluate, select and save an exponential moving average of the trained weights
+      # (and BatchNorm statistics), with this decay per step (0: off, the weights of the
+      # step itself). 0.99 averages over about the last 100 steps. The decay warms up as
+      # min(ema_decay, (1 + step) / (ema_warmup + step)).
+      ema_decay=ema_decay, ema_warmup=10.0,
       # Stop the phase after this many epochs without a better validation metric (0: never).
       early_stopping_patience=early_stopping_patience))
 
@@ -35,9 +36,14 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.max_examples = 0
   config.data.worker_count = 0
   config.data.read_threads = 2
-  # 'uniform', or class-balanced sampling 'culture' / 'product' (artclf.data.balance).
+  # 'uniform', or class-balanced sampling 'culture' / 'product' (artclf.data.balance),
+  # with the power of the class weights and a cap on them (0: no cap).
   config.data.sampling = "uniform"
   config.data.sampling_power = 1.0
+  config.data.sampling_max_weight = 0.0
+  # Build the dataset without the images that do not decode (listed in the log), instead
+  # of stopping at them.
+  config.data.skip_bad_images = False
 
   # resize_size: evaluation resizes the shorter side to it, then centre-crops image_size
   # (0: image_size * 256 / 224, the ImageNet habit; = image_size keeps the whole square).
@@ -59,20 +65,25 @@ def base_config() -> ml_collections.ConfigDict:
       # Inverse-frequency class weights from the train split (artclf.data.balance).
       class_weights=True, class_weight_power=1.0, label_smoothing=0.1))
 
+  # weight_decay applies with name='adamw' only (decoupled weight decay).
   config.optimizer = ml_collections.ConfigDict(dict(
-      name="adam", b1=0.9, b2=0.999, eps=1e-7, weight_decay=1e-4, clip_norm=1.0))
+      name="adam", b1=0.9, b2=0.999, eps=1e-7, weight_decay=0.0, clip_norm=1.0))
 
   config.batch_size = 32        # global, over all devices and hosts
   config.eval_batch_size = 64
   config.phase1 = phase(epochs=10, learning_rate=1e-3, trainable="heads")
   config.phase2 = phase(epochs=0, learning_rate=1e-4, trainable="last:1")
+  # Phase i (0, 1) seeds its dropout RNG with seed + i * phase_seed_stride.
+  config.phase_seed_stride = 1000
 
   # Frozen lower stages are computed once per image view and cached, so that training
   # the upper part takes seconds per epoch. 'auto': on CPU only.
   # 'dir' also keeps them on disk, keyed by data, views and frozen weights, so a rerun
   # (tuning the heads, say) skips the slow part; '' keeps them in memory only.
+  # Training views are stored as `dtype` (float16 halves the memory); validation features
+  # always in float32, so that model selection sees what evaluate and predict compute.
   config.feature_cache = ml_collections.ConfigDict(dict(
-      enabled="auto", num_views=4, dir="checkpoints/feature_cache"))
+      enabled="auto", num_views=4, dir="checkpoints/feature_cache", dtype="float16"))
 
   # Model selection: the validation metric to maximise: mean_balanced_accuracy (the mean
   # recall over each task's classes, fair to minority classes), mean_accuracy or

@@ -9,71 +9,54 @@ produce for that image in epoch k), and epoch e trains on view e mod K.
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import json
 import os
 import pathlib
-import time
 from typing import Any, Callable, Sequence
 
+import jax
 import numpy as np
 from absl import logging
 
 from artclf import labels
 from artclf.data import balance, transforms
+from artclf.eval import inference
 
 
-def _load_views(source, indices: Sequence[int], views: Sequence[int | None],
-                augment_config: transforms.AugmentConfig, seed: int) -> np.ndarray:
-  """Preprocessed float32 images [len(views) * len(indices), S, S, 3]; view None = evaluation."""
-  images = []
-  for view in views:
-    for index in indices:
-      image_bytes = source[int(index)]["image"]
-      images.append(transforms.preprocess_example(
-          image_bytes, train=view is not None, config=augment_config, seed=seed,
-          epoch=view or 0, index=int(index)))
-  return np.stack(images)
+def view_loader(source, num_records: int, views: Sequence[int | None],
+                augment_config: transforms.AugmentConfig, seed: int):
+  """load_rows for `inference.forward_rows` over len(views) * num_records view rows.
 
-
-def compute_features(features_fn: Callable[[np.ndarray], dict[str, np.ndarray]], source,
-                     indices: Sequence[int], views: Sequence[int | None],
-                     augment_config: transforms.AugmentConfig, seed: int, batch_size: int,
-                     what: str = "features") -> dict[str, np.ndarray]:
-  """{net name: float16 [len(views), len(indices), h, w, c]} of `features_fn` over all views.
-
-  `features_fn` maps a float32 image batch (padded to `batch_size`) to the frozen
-  stages' outputs. Image decoding runs in a thread pool while the network runs.
+  Row r is view views[r // num_records] of record r % num_records; view None is the
+  evaluation view, view k the augmented view of epoch k (what the pipeline gives).
   """
-  indices = np.asarray(indices)
-  per_batch = max(1, batch_size // len(views))
-  chunks = [indices[i:i + per_batch] for i in range(0, len(indices), per_batch)]
-  outputs: dict[str, list[np.ndarray]] = {}
-  start = last_report = time.time()
-  done = 0
-  with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-    pending = [pool.submit(_load_views, source, c, views, augment_config, seed) for c in chunks[:2]]
-    for chunk_index, chunk in enumerate(chunks):
-      images = pending.pop(0).result()
-      if chunk_index + 2 < len(chunks):
-        pending.append(pool.submit(_load_views, source, chunks[chunk_index + 2], views,
-                                   augment_config, seed))
-      count = len(images)
-      padded = np.zeros((per_batch * len(views),) + images.shape[1:], np.float32)
-      padded[:count] = images
-      for name, value in features_fn(padded).items():
-        value = np.asarray(value[:count], np.float16)
-        outputs.setdefault(name, []).append(value.reshape((len(views), len(chunk)) + value.shape[1:]))
-      done += count
-      now = time.time()
-      if now - last_report > 15 or chunk_index == len(chunks) - 1:
-        rate = done / (now - start)
-        total = len(indices) * len(views)
-        logging.info("%s: %d/%d image views, %.1f views/s, %.0f s left", what, done, total, rate,
-                     (total - done) / max(rate, 1e-9))
-        last_report = now
-  return {name: np.concatenate(parts, axis=1) for name, parts in outputs.items()}
+  def load_rows(rows: np.ndarray) -> dict[str, np.ndarray]:
+    pictures = []
+    for row in rows:
+      view, index = views[int(row) // num_records], int(row) % num_records
+      pictures.append(transforms.preprocess_example(
+          source[index]["image"], train=view is not None, config=augment_config, seed=seed,
+          epoch=view or 0, index=index, normalize=False))
+    return {"image": np.stack(pictures)}
+  return load_rows
+
+
+def compute_features(apply, source, views: Sequence[int | None],
+                     augment_config: transforms.AugmentConfig, seed: int,
+                     local_batch_size: int, mesh, dtype, what: str = "features"
+                     ) -> dict[str, np.ndarray]:
+  """{net name: [len(views), len(source), h, w, c]} of `apply` (images -> {net: features}).
+
+  Runs through the one inference loop, so every host gets every row; stored as `dtype`.
+  """
+  num_records = len(source)
+  outputs = inference.forward_rows(
+      apply, view_loader(source, num_records, views, augment_config, seed),
+      len(views) * num_records, local_batch_size, mesh, output_dtype=dtype,
+      what=f"{what} ({len(views)} view(s) of {num_records} images)")
+  return {name: value.reshape((len(views), num_records) + value.shape[1:])
+          for name, value in outputs.items()}
 
 
 def cache_key(description: dict[str, Any], frozen_arrays: Sequence[np.ndarray]) -> str:
@@ -99,30 +82,41 @@ def load_or_compute(cache_dir: str | os.PathLike | None, key: str,
   """compute(), or its result saved earlier under cache_dir/key (None: no disk cache).
 
   Repeated runs with the same data, views and frozen weights (tuning the heads, say)
-  then skip the slow part. Files are written to a temporary name and renamed.
+  then skip the slow part. On several hosts, all of them compute unless every one of
+  them finds the files (compute is collective), and only process 0 writes them, to a
+  temporary name first.
   """
   if not cache_dir:
     return compute()
   folder = pathlib.Path(cache_dir) / key
   index = folder / "index.json"
-  if index.exists():
+  if _on_every_host(index.exists()):
     names = json.loads(index.read_text())["names"]
     logging.info("Reusing cached features from %s", folder)
     return {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in names}
   result = compute()
+  if jax.process_index() == 0:
+    _write(folder, result)
+  return result
+
+
+def _on_every_host(flag: bool) -> bool:
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+  return bool(np.min(multihost_utils.process_allgather(np.int32(flag))))
+
+
+def _write(folder: pathlib.Path, result: dict[str, np.ndarray]) -> None:
   folder.mkdir(parents=True, exist_ok=True)
   for name, value in result.items():
     tmp = folder / f"{name}.npy.tmp"
     with open(tmp, "wb") as f:
       np.save(f, value)
     os.replace(tmp, folder / f"{name}.npy")
-  index.write_text(json.dumps({"names": sorted(result)}))
-  return result
-
-
-def read_labels(source, indices: Sequence[int]) -> dict[str, np.ndarray]:
-  rows = [source[int(i)] for i in indices]
-  return {task: np.array([int(r[task]) for r in rows], np.int32) for task in labels.TASKS}
+  tmp = folder / "index.json.tmp"
+  tmp.write_text(json.dumps({"names": sorted(result)}))
+  os.replace(tmp, folder / "index.json")
 
 
 class CachedBatches:
@@ -133,7 +127,8 @@ class CachedBatches:
   """
 
   def __init__(self, features: dict[str, np.ndarray], label_ids: dict[str, np.ndarray],
-               batch_size: int, seed: int, sampling: str = "uniform", sampling_power: float = 1.0):
+               batch_size: int, seed: int, sampling: str = "uniform", sampling_power: float = 1.0,
+               sampling_max_weight: float | None = None):
     self.features = features
     self.labels = label_ids
     self.batch_size = batch_size
@@ -145,7 +140,8 @@ class CachedBatches:
                        f"of {batch_size}")
     self.sampling_weights = None
     if sampling != "uniform":
-      weights = balance.sampling_weights(label_ids, sampling, power=sampling_power)
+      weights = balance.sampling_weights(label_ids, sampling, power=sampling_power,
+                                         max_weight=sampling_max_weight)
       self.sampling_weights = weights / weights.sum()
 
   def _order(self, epoch: int) -> np.ndarray:
@@ -155,10 +151,11 @@ class CachedBatches:
     return rng.choice(self.num_examples, self.num_examples, p=self.sampling_weights)
 
   def batch(self, step: int, process_index: int = 0, process_count: int = 1) -> dict:
-    """This host's slice of the global batch number `step`."""
+    """This host's block of the global batch number `step` (block h of P for host h)."""
     epoch, position = divmod(step, self.steps_per_epoch)
     rows = self._order(epoch)[position * self.batch_size:(position + 1) * self.batch_size]
-    rows = rows[process_index::process_count]
+    local = self.batch_size // process_count
+    rows = rows[process_index * local:(process_index + 1) * local]
     view = epoch % self.num_views
     batch = {task: ids[rows] for task, ids in self.labels.items()}
     batch["features"] = {name: f[view, rows].astype(np.float32) for name, f in self.features.items()}

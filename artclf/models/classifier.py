@@ -88,16 +88,18 @@ class _TrunkAndHeads(nnx.Module):
   def features(self, images, train: bool = False, end_stage: int | None = None):
     return self.trunk(images, self.freeze_bn_stats or not train, end_stage=end_stage)
 
-  def forward_from(self, features, start_stage: int, train: bool = False, dropout_key=None):
-    x = self.trunk(features, self.freeze_bn_stats or not train, start_stage=start_stage)
+  def forward_from(self, features, start_stage: int, train: bool = False, dropout_key=None,
+                   frozen_below: int = 0):
+    x = self.trunk(features, self.freeze_bn_stats or not train, start_stage=start_stage,
+                   frozen_below=frozen_below)
     return self.head(x, train, dropout_key)
 
-  def __call__(self, images, train: bool = False, dropout_key=None):
-    return self.forward_from(images, 0, train, dropout_key)
+  def __call__(self, images, train: bool = False, dropout_key=None, frozen_below: int = 0):
+    return self.forward_from(images, 0, train, dropout_key, frozen_below)
 
 
 class ArtClassifier(nnx.Module):
-  """Image [B, H, W, 3] (caffe-normalised) -> {task: logits [B, 3]} for culture, medium, period.
+  """RGB pixels [B, H, W, 3] in [0, 255] -> {task: logits [B, 3]} for culture, medium, period.
 
   With `spec.submodels` the three tasks get three independent networks (the study's
   design); otherwise one shared trunk branches into three heads.
@@ -124,16 +126,19 @@ class ArtClassifier(nnx.Module):
     return {name: net.features(images, train, end_stage) for name, net in self.nets.items()}
 
   def forward_from(self, features: dict[str, jax.Array], start_stage: int, train: bool = False,
-                   dropout_key=None) -> dict[str, jax.Array]:
+                   dropout_key=None, frozen_below: int = 0) -> dict[str, jax.Array]:
     """Logits from cached trunk features: runs stages [start_stage, end) and the heads.
 
-    start_stage == num_stages runs the heads alone (the frozen-trunk fast path).
+    start_stage == num_stages runs the heads alone (the frozen-trunk fast path). Stages
+    below `frozen_below` keep their moving BatchNorm statistics even in training.
     """
     logits = {}
     for name, net in self.nets.items():
       key = None if dropout_key is None else jax.random.fold_in(dropout_key, len(logits))
-      logits.update(net.forward_from(features[name], start_stage, train, key))
+      logits.update(net.forward_from(features[name], start_stage, train, key, frozen_below))
     return logits
 
-  def __call__(self, images, train: bool = False, dropout_key=None) -> dict[str, jax.Array]:
-    return self.forward_from({name: images for name in self.nets}, 0, train, dropout_key)
+  def __call__(self, images, train: bool = False, dropout_key=None,
+               frozen_below: int = 0) -> dict[str, jax.Array]:
+    return self.forward_from({name: images for name in self.nets}, 0, train, dropout_key,
+                             frozen_below)

@@ -248,18 +248,12 @@ def imagenet_class_names(directory=None, tarball=None) -> list[str]:
 KERAS_VIEW = transforms.AugmentConfig(image_size=224, resize_size=256)
 
 
-def imagenet_input(image: Image.Image) -> np.ndarray:
-  """Keras ImageNet preprocessing of one PIL image -> float32 [224, 224, 3]."""
-  rgb = transforms.eval_view(image.convert("RGB"), KERAS_VIEW)
-  return transforms.caffe_normalize(rgb)
-
-
 def top_k(images: Sequence[Image.Image], k: int = 5, weights_dir=None,
           weights_tarball=None) -> list[list[tuple[str, float]]]:
   """[(class name, probability)] * k for each image, most probable first."""
   classifier = load_imagenet_classifier(weights_dir, weights_tarball)
   names = imagenet_class_names(weights_dir, weights_tarball)
-  batch = np.stack([imagenet_input(image) for image in images])
+  batch = np.stack([transforms.eval_view(image.convert("RGB"), KERAS_VIEW) for image in images])
   probs = np.asarray(jax.nn.softmax(jax.jit(classifier.__call__)(batch), axis=-1))
   results = []
   for row in probs:

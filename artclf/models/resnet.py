@@ -6,6 +6,10 @@ So the Keras ImageNet weights load without any change (see `artclf.models.imagen
   * every conv has a bias; BatchNorm uses eps 1e-3 and momentum 0.99.
 Depth (blocks per stage) and width (channels of the first stage) are configurable, so that
 tests can use a tiny trunk with the same code.
+
+The trunk takes RGB pixels (uint8 or float in [0, 255]) and makes its own input, as the
+Keras weights expect ('caffe': BGR, ImageNet mean subtracted, no scaling), so that every
+path into the network (training, evaluation, prediction, Grad-CAM) sees the same input.
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ from __future__ import annotations
 import dataclasses
 
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from artclf.models.ops import conv, pooling
+
+# ImageNet channel means in BGR order, as keras.applications.imagenet_utils subtracts them.
+CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 
 # Keras' BatchNormalization defaults for ResNet50.
 BN_EPSILON = 1e-3
@@ -106,8 +114,13 @@ class Bottleneck(nnx.Module):
     return nnx.relu(y + shortcut)
 
 
+def caffe_input(pixels) -> jnp.ndarray:
+  """RGB pixels [..., 3] in [0, 255] -> float32 BGR minus the ImageNet mean (Keras 'caffe')."""
+  return jnp.asarray(pixels, jnp.float32)[..., ::-1] - CAFFE_MEAN_BGR
+
+
 class ResNetTrunk(nnx.Module):
-  """ResNet v1 feature extractor: image [B, H, W, 3] (caffe-normalised) -> [B, H/32, W/32, C]."""
+  """ResNet v1 feature extractor: RGB pixels [B, H, W, 3] in [0, 255] -> [B, H/32, W/32, C]."""
 
   def __init__(self, spec: TrunkSpec = RESNET50, *, dtype=None, rngs: nnx.Rngs):
     self.spec = spec
@@ -141,19 +154,23 @@ class ResNetTrunk(nnx.Module):
     return pooling.max_pool_3x3_stride2(x)
 
   def __call__(self, x, use_running_average: bool = True, start_stage: int = 0,
-               end_stage: int | None = None):
+               end_stage: int | None = None, frozen_below: int = 0):
     """Runs stages [start_stage, end_stage): stage 0 is the stem, 1.. the residual stages.
 
-    With start_stage > 0, `x` is the output of stage start_stage - 1: this lets frozen
-    lower stages be computed once and cached (see `artclf.data.feature_cache`).
+    With start_stage 0, `x` is RGB pixels; with start_stage > 0, the output of stage
+    start_stage - 1: this lets frozen lower stages be computed once and cached (see
+    `artclf.data.feature_cache`). Stages below `frozen_below` always use their moving
+    BatchNorm statistics: a frozen stage computes the same function whether it runs in
+    the train step or once for the cache.
     """
     end_stage = self.num_stages if end_stage is None else end_stage
     for stage_index in range(start_stage, end_stage):
+      running_average = use_running_average or stage_index < frozen_below
       if stage_index == 0:
-        x = self._stem(x, use_running_average)
+        x = self._stem(caffe_input(x), running_average)
       else:
         for block in self.stages[stage_index - 1]:
-          x = block(x, use_running_average)
+          x = block(x, running_average)
     return x
 
 

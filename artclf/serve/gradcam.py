@@ -20,7 +20,7 @@ from artclf.data import transforms
 
 def class_activation_maps(model, image_view: np.ndarray) -> dict[str, np.ndarray]:
   """{task: [h, w] map in [0, 1]} for one uint8 RGB view [S, S, 3], for each predicted class."""
-  inputs = jnp.asarray(transforms.caffe_normalize(image_view[None]))
+  inputs = jnp.asarray(image_view[None])
   maps = {}
   for name, net in model.nets.items():
     feature_map = net.features(inputs)
@@ -40,7 +40,7 @@ def to_picture(cam: np.ndarray, picture_size: tuple[int, int], image_size: int,
                resize_size: int | None = None) -> np.ndarray:
   """Places a crop's map onto the whole picture: float32 [H, W] in [0, 1], zero outside the crop."""
   width, height = picture_size
-  resize_size = resize_size or round(image_size * 256 / 224)
+  resize_size = transforms.eval_resize_size(image_size, resize_size)
   scale = min(width, height) / resize_size  # picture pixels per resized pixel
   crop = image_size * scale
   left, top = (width - crop) / 2, (height - crop) / 2
@@ -64,9 +64,13 @@ def overlay(picture: Image.Image, heatmap: np.ndarray, alpha: float = 0.45) -> I
   return Image.fromarray(np.clip(blended * 255, 0, 255).round().astype(np.uint8))
 
 
-def explain(trained, picture: Image.Image) -> dict[str, np.ndarray]:
-  """{task: [H, W] heatmap in [0, 1] at the picture's size} for a trained model and an RGB picture."""
-  view = trained.view(picture)
+def explain(trained, picture: Image.Image, view: np.ndarray | None = None) -> dict[str, np.ndarray]:
+  """{task: [H, W] heatmap in [0, 1] at the picture's size} for a trained model and an RGB picture.
+
+  `view` is the evaluation view the model saw (from the file's bytes, as predict reads
+  them); by default it is made from `picture`.
+  """
+  view = trained.view(picture) if view is None else view
   cams = class_activation_maps(trained.model, view)
   return {task: to_picture(cams[task], picture.size, trained.image_size,
                            trained.augment.eval_resize_size)

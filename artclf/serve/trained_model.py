@@ -2,9 +2,11 @@
 
 Reads WORKDIR/config.json and the best checkpoint (WORKDIR/best), rebuilds the network on
 whatever devices this machine has (a checkpoint trained on a GPU loads on a CPU), and
-compiles the forward pass for a few padded batch sizes (powers of two), once each.
-Per-head temperatures fitted by `artclf.evaluate` (WORKDIR/calibration.json) are applied
-to the probabilities when present.
+runs it through the one inference loop (`artclf.eval.inference`) over this machine's
+devices, compiling the forward pass once per padded batch size. Per-head temperatures
+fitted by `artclf.evaluate` (WORKDIR/calibration.json) are applied to the probabilities
+when present; they were fitted with or without flip test-time augmentation, and
+prediction follows the same choice unless told otherwise.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ import functools
 import json
 import os
 import pathlib
+from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import logging
 from flax import nnx
-from PIL import Image
 
 from artclf import labels
 from artclf.data import transforms
-from artclf.eval import calibration
+from artclf.eval import calibration, inference
+from artclf.mesh import data_sharded, make_mesh, put_replicated, replicated
 from artclf.models import classifier as model_lib
 from artclf.train import checkpoints
 
@@ -39,16 +42,31 @@ class TrainedModel:
   temperatures: dict[str, float] = dataclasses.field(
       default_factory=lambda: {task: 1.0 for task in labels.TASKS})
   batch_size: int = 16
+  # Whether the temperatures were fitted on flip-TTA logits (calibration.json).
+  calibrated_flip_tta: bool = False
 
   def __post_init__(self):
+    # This machine's devices only: prediction never spans hosts.
+    self.mesh = make_mesh(jax.local_devices())
     graphdef, state = nnx.split(self.model)
+    self._state = put_replicated(state, self.mesh)
 
-    @jax.jit
-    def forward(state, images):
-      return nnx.merge(graphdef, state)(images)
+    @functools.partial(jax.jit, static_argnums=2, out_shardings=data_sharded(self.mesh))
+    def forward(state, images, flip_tta: bool):
+      model = nnx.merge(graphdef, state)
+      logits = model(images)
+      if flip_tta:
+        mirrored = model(images[:, :, ::-1, :])
+        logits = {task: (logits[task] + mirrored[task]) / 2 for task in logits}
+      return logits
 
     self._forward = forward
-    self._state = state
+
+  @property
+  def local_batch_size(self) -> int:
+    """batch_size rounded up to a multiple of this machine's devices."""
+    devices = self.mesh.devices.size
+    return -(-self.batch_size // devices) * devices
 
   @functools.cached_property
   def augment(self) -> transforms.AugmentConfig:
@@ -59,37 +77,44 @@ class TrainedModel:
   def image_size(self) -> int:
     return self.augment.image_size
 
-  def view(self, image: Image.Image) -> np.ndarray:
-    """The evaluation view (uint8 RGB [S, S, 3]) of an RGB PIL image, as in training."""
+  def view(self, image) -> np.ndarray:
+    """The evaluation view (uint8 RGB [S, S, 3]) of encoded bytes or an RGB PIL image."""
     return transforms.eval_view(image, self.augment)
 
-  def logits(self, views: np.ndarray, flip_tta: bool = False) -> dict[str, np.ndarray]:
+  def apply(self, flip_tta: bool = False) -> Callable:
+    """inputs {'image': global uint8 views} -> logits, for `inference` loops."""
+    return lambda inputs: self._forward(self._state, inputs["image"], flip_tta)
+
+  def resolve_flip_tta(self, flip_tta: bool | None) -> bool:
+    """None means: as the temperatures were fitted."""
+    if flip_tta is None:
+      return self.calibrated_flip_tta
+    if flip_tta != self.calibrated_flip_tta and self.workdir is not None and any(
+        t != 1.0 for t in self.temperatures.values()):
+      logging.warning("the temperatures in %s were fitted %s flip TTA; predicting %s it",
+                      self.workdir / CALIBRATION_FILE,
+                      "with" if self.calibrated_flip_tta else "without",
+                      "with" if flip_tta else "without")
+    return flip_tta
+
+  def logits(self, views: np.ndarray, flip_tta: bool | None = None) -> dict[str, np.ndarray]:
     """Logits {task: [N, 3]} of uint8 RGB views [N, S, S, 3]; flip TTA averages with the mirror."""
-    inputs = transforms.caffe_normalize(views)
-    out = self._batched_logits(inputs)
-    if flip_tta:
-      mirrored = self._batched_logits(inputs[:, :, ::-1, :])
-      out = {task: (out[task] + mirrored[task]) / 2 for task in out}
-    return out
+    views = np.asarray(views)
+    if not len(views):
+      return {task: np.zeros((0, labels.num_classes(task)), np.float32) for task in labels.TASKS}
+    chunks = ((({"image": views[i:i + self.batch_size]}), len(views[i:i + self.batch_size]))
+              for i in range(0, len(views), self.batch_size))
+    parts = list(inference.iter_forward(self.apply(self.resolve_flip_tta(flip_tta)), chunks,
+                                        self.mesh, self.local_batch_size, bucketed=True))
+    return {task: np.concatenate([p[task] for p in parts]).astype(np.float32)
+            for task in labels.TASKS}
 
-  def _batched_logits(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    parts = {task: [] for task in labels.TASKS}
-    for start in range(0, len(inputs), self.batch_size):
-      chunk = inputs[start:start + self.batch_size]
-      # Pad to a power of two (at most batch_size): a handful of shapes, each compiled
-      # once, and a single image does not pay for a whole batch.
-      size = min(self.batch_size, 1 << (len(chunk) - 1).bit_length())
-      padded = np.zeros((size,) + inputs.shape[1:], np.float32)
-      padded[:len(chunk)] = chunk
-      out = self._forward(self._state, padded)
-      for task in labels.TASKS:
-        parts[task].append(np.asarray(out[task], np.float32)[:len(chunk)])
-    return {task: np.concatenate(p) if p else np.zeros((0, 3), np.float32)
-            for task, p in parts.items()}
-
-  def probabilities(self, views: np.ndarray, flip_tta: bool = False,
+  def probabilities(self, views: np.ndarray, flip_tta: bool | None = None,
                     calibrated: bool = True) -> dict[str, np.ndarray]:
-    logits = self.logits(views, flip_tta)
+    return self.calibrate(self.logits(views, flip_tta), calibrated)
+
+  def calibrate(self, logits: dict[str, np.ndarray], calibrated: bool = True) -> dict:
+    """Probabilities from logits, with the fitted temperatures if `calibrated`."""
     return {task: calibration.softmax(calibration.apply_temperature(
         logits[task], self.temperatures[task] if calibrated else 1.0)) for task in labels.TASKS}
 
@@ -98,7 +123,10 @@ def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
   path = pathlib.Path(workdir) / "config.json"
   if not path.exists():
     raise FileNotFoundError(f"{path} not found: is {workdir} a training workdir?")
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+  try:
+    return ml_collections.ConfigDict(json.loads(path.read_text()))
+  except ValueError as error:
+    raise ValueError(f"{path} is not a valid config ({error})") from None
 
 
 def load(workdir: str | os.PathLike, batch_size: int = 16) -> TrainedModel:
@@ -108,16 +136,23 @@ def load(workdir: str | os.PathLike, batch_size: int = 16) -> TrainedModel:
   spec = model_lib.ModelSpec.from_config(config.model)
   model = nnx.eval_shape(lambda: model_lib.ArtClassifier(spec, rngs=nnx.Rngs(0)))
   state = nnx.state(model)
-  # Restore onto this machine's first device, whatever the checkpoint was saved from
-  # (a GPU or a mesh of several): the saved shardings are not looked at.
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+  # Restore onto this machine's devices, whatever the checkpoint was saved from (a GPU
+  # or a mesh of several): the saved shardings are not looked at.
+  sharding = replicated(make_mesh(jax.local_devices()))
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
                           nnx.to_pure_dict(state))
-  restored = checkpoints.restore_best_state(workdir, abstract)
-  nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, restored))
+  try:
+    restored = checkpoints.restore_best_state(workdir, abstract)
+  except (ValueError, KeyError) as error:
+    raise ValueError(
+        f"the best checkpoint in {workdir / 'best'} does not fit {workdir / 'config.json'}: "
+        f"the config was changed after training ({str(error).splitlines()[0][:200]})") from None
+  nnx.replace_by_pure_dict(state, restored)
   nnx.update(model, state)
-  temperatures = {task: 1.0 for task in labels.TASKS}
+  temperatures, flip_tta = {task: 1.0 for task in labels.TASKS}, False
   calibration_path = workdir / CALIBRATION_FILE
   if calibration_path.exists():
-    temperatures.update(json.loads(calibration_path.read_text())["temperatures"])
-  return TrainedModel(model, config, workdir, temperatures, batch_size)
+    fitted = json.loads(calibration_path.read_text())
+    temperatures.update(fitted["temperatures"])
+    flip_tta = bool(fitted.get("flip_tta", False))
+  return TrainedModel(model, config, workdir, temperatures, batch_size, flip_tta)

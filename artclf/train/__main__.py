@@ -3,11 +3,16 @@
 Any config value can be overridden on the command line, e.g.
   --config.phase1.learning_rate=3e-4 --config.data.source_dir=my_photos/
 
-Started again with the same --workdir, a run resumes from its last complete checkpoint.
-On several hosts, pass --multihost on each (jax.distributed.initialize reads the
-cluster from the environment) and give every host the same flags.
+Started again with the same --workdir, a run resumes from its last complete checkpoint
+(a config that would change the run is refused, and the run left as it was).
+
+Several hosts: start the same command on each.
+  --multihost                      the cluster comes from the environment (SLURM, TPU pods)
+  --coordinator_address=HOST:PORT --num_processes=N --process_id=I
+                                   a cluster made by hand (e.g. N processes on one machine)
 """
 
+import errno
 import sys
 
 from absl import app, flags, logging
@@ -18,26 +23,53 @@ from artclf import runtime
 _CONFIG = config_flags.DEFINE_config_file("config", None, "A config file under configs/.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and the config go.")
-_MULTIHOST = flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first.")
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost", False, "Join a cluster found in the environment (jax.distributed.initialize()).")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
+                                   "HOST:PORT of process 0, for a cluster made by hand.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the cluster.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in the cluster.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def main(argv):
+def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   runtime.configure()
   import jax  # After runtime.configure(): XLA reads its flags when the backend starts.
-  if _MULTIHOST.value:
-    jax.distributed.initialize()
+  if _COORDINATOR.value or _MULTIHOST.value:
+    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    if jax.process_index() != 0:
+      logging.set_verbosity(logging.WARNING)  # one host tells the story
+  # pylint: disable=import-outside-toplevel  # JAX is configured by now.
+  from artclf.models import imagenet
   from artclf.train import trainer
   try:
     summary = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except trainer.TrainingDiverged as error:
-    logging.error("%s", error)
-    print(f"error: {error}", file=sys.stderr)
-    return 1
+  except (trainer.TrainingDiverged, imagenet.WeightsError, ValueError) as error:
+    # The expected failures (a refused resume, bad data or config, missing weights, a
+    # diverged loss) end in one line; anything else is a bug and keeps its traceback.
+    return _fail(error)
+  except OSError as error:
+    return _fail(_disk_message(error))
   logging.info("Done: %s", summary)
   return 0
+
+
+def _disk_message(error: OSError) -> str:
+  where = f" ({error.filename})" if error.filename else ""
+  if error.errno == errno.ENOSPC:
+    return f"the disk is full{where}: free some space; the last complete checkpoint is kept"
+  if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+    return f"cannot write{where}: {error.strerror}; choose a writable --workdir"
+  return f"{error.strerror or error}{where}"
+
+
+def _fail(error) -> int:
+  message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+  logging.error("%s", message)
+  print(f"error: {message}", file=sys.stderr)
+  return 1
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import time
 from typing import Any
 
 import orbax.checkpoint as ocp
@@ -66,15 +67,33 @@ class RunCheckpoints:
     self.best.close()
 
 
-def restore_best_state(workdir: str | os.PathLike, abstract_state) -> Any:
-  manager = ocp.CheckpointManager(pathlib.Path(workdir).resolve() / "best",
-                                  item_names=("state", "meta"))
-  step = manager.latest_step()
-  if step is None:
-    manager.close()
-    raise FileNotFoundError(f"{workdir} holds no best checkpoint yet: train first, or wait "
-                            "for the first epoch to end")
-  state = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract_state))).state
-  manager.close()
-  return state
+def restore_best_state(workdir: str | os.PathLike, abstract_state, attempts: int = 5) -> Any:
+  """The state of the best checkpoint, restored onto `abstract_state`'s shapes and shardings.
+
+  Training replaces the best checkpoint while it runs (orbax writes the new step, then
+  deletes the old one), so a reader can pick a step that vanishes under it; it then
+  looks again for the newest step, a few times.
+  """
+  best_dir = pathlib.Path(workdir).resolve() / "best"
+  for attempt in range(attempts):
+    manager = ocp.CheckpointManager(best_dir, item_names=("state", "meta"))
+    try:
+      step = manager.latest_step()
+      if step is None:
+        raise NoCheckpointError(f"{workdir} holds no best checkpoint yet: train first, or "
+                                "wait for the first epoch to end")
+      return manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state))).state
+    except NoCheckpointError:
+      raise
+    except Exception:  # pylint: disable=broad-except  # maybe a step deleted while read
+      if attempt == attempts - 1 or (best_dir / str(step)).exists():
+        raise
+      time.sleep(0.05 * (attempt + 1))
+    finally:
+      manager.close()
+  raise AssertionError("unreachable")
+
+
+class NoCheckpointError(FileNotFoundError):
+  """The workdir holds no (best) checkpoint yet."""

@@ -17,19 +17,30 @@ from absl import logging
 
 
 class MetricWriter:
-  """Writes scalar records; only process 0 of a multi-host run writes files."""
+  """Writes scalar records; only process 0 of a multi-host run writes files.
 
-  def __init__(self, workdir: str | os.PathLike, enabled: bool = True):
+  A run resumed from a checkpoint at `resume_step` first drops the records logged after
+  that step (the killed run got further than its last checkpoint), so that the log of a
+  resumed run reads like the log of an uninterrupted one.
+  """
+
+  def __init__(self, workdir: str | os.PathLike, enabled: bool = True,
+               resume_step: int | None = None):
     self.enabled = enabled
     self._jsonl = None
     self._tensorboard = None
     if enabled:
       workdir = pathlib.Path(workdir)
       workdir.mkdir(parents=True, exist_ok=True)
-      self._jsonl = open(workdir / "metrics.jsonl", "a", encoding="utf-8")
+      path = workdir / "metrics.jsonl"
+      if resume_step is not None:
+        _drop_records_after(path, resume_step)
+      self._jsonl = open(path, "a", encoding="utf-8")
       try:
         from tensorboardX import SummaryWriter  # Optional: JSONL is the record of truth.
-        self._tensorboard = SummaryWriter(str(workdir / "tensorboard"))
+        # purge_step hides events logged after the checkpoint we resume from.
+        purge = None if resume_step is None else resume_step + 1
+        self._tensorboard = SummaryWriter(str(workdir / "tensorboard"), purge_step=purge)
       except ImportError:
         logging.warning("tensorboardX not installed: no TensorBoard event files")
 
@@ -54,3 +65,19 @@ class MetricWriter:
       self._jsonl.close()
     if self._tensorboard is not None:
       self._tensorboard.close()
+
+
+def _drop_records_after(path: pathlib.Path, step: int) -> None:
+  """Rewrites a JSONL log without the records whose 'step' is above `step` (atomically)."""
+  if not path.exists():
+    return
+  kept = []
+  for line in path.read_text(encoding="utf-8").splitlines():
+    try:
+      if json.loads(line).get("step", 0) <= step:
+        kept.append(line)
+    except ValueError:
+      continue  # a line cut off by the kill
+  tmp = path.with_suffix(".jsonl.tmp")
+  tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+  os.replace(tmp, path)

@@ -29,6 +29,10 @@ def learning_rate_schedule(learning_rate: float, steps_per_epoch: int, decay_rat
 def make_optimizer(optimizer_config, schedule: optax.Schedule) -> optax.GradientTransformation:
   """optax chain from config.optimizer: {name: adam|adamw, b1, b2, eps, weight_decay, clip_norm}."""
   name = optimizer_config.name
+  if name == "adam" and optimizer_config.weight_decay:
+    raise ValueError(f"optimizer.weight_decay={optimizer_config.weight_decay} does nothing with "
+                     "optimizer.name='adam': use name='adamw' for decoupled weight decay, or "
+                     "weight_decay=0")
   if name == "adam":
     base = optax.adam(schedule, b1=optimizer_config.b1, b2=optimizer_config.b2,
                       eps=optimizer_config.eps)

@@ -1,9 +1,9 @@
 """The jitted train and eval steps, the train state, and how they are sharded.
 
-Data parallelism: a 1-D `jax.sharding.Mesh` over every device (of every host) with the
-axis 'data'. Batches are split along 'data'; parameters, optimiser state and RNG are
-replicated. XLA inserts the gradient all-reduce. The same code runs on one CPU, on 8
-simulated CPU devices and on several hosts (each host feeds its local slice of the batch).
+Data parallelism over `artclf.mesh`: batches are split along the mesh's 'data' axis;
+parameters, optimiser state and RNG are replicated, and XLA inserts the gradient
+all-reduce. The same code runs on one CPU, on 8 simulated CPU devices and on several
+hosts (each host feeds its own block of the batch).
 """
 
 from __future__ import annotations
@@ -14,16 +14,13 @@ from typing import Any, Callable, Mapping
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 
 from artclf import labels
+from artclf.mesh import data_sharded, replicated
 from artclf.train import losses
-
-DATA_AXIS = "data"
-
 
 @flax.struct.dataclass
 class TrainState:
@@ -34,23 +31,14 @@ class TrainState:
   batch_stats: nnx.State  # BatchNorm moving statistics
   opt_state: Any
   rng: jax.Array          # raw uint32 key; dropout keys are folded from it per step
-  # Exponential moving average of `trainable` (None when config.phaseN.ema_decay is 0).
-  # When kept, it is what evaluation sees and what becomes the model: an average over
-  # the last few hundred steps is less noisy than the weights of any single step.
+  # Exponential moving averages of `trainable` and of `batch_stats` (None when
+  # config.phaseN.ema_decay is 0). When kept, they are what evaluation sees and what
+  # becomes the model: an average over the last few hundred steps is less noisy than
+  # the weights of any single step. The BatchNorm statistics are averaged too, so that
+  # the averaged weights are never paired with statistics of other weights (they only
+  # move when config.model.freeze_bn_stats is off).
   ema: nnx.State | None = None
-
-
-def make_mesh(devices=None) -> Mesh:
-  devices = jax.devices() if devices is None else devices
-  return Mesh(np.asarray(devices), (DATA_AXIS,))
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-  return NamedSharding(mesh, P())
-
-
-def data_sharded(mesh: Mesh) -> NamedSharding:
-  return NamedSharding(mesh, P(DATA_AXIS))
+  ema_batch_stats: nnx.State | None = None
 
 
 def split_model(model: nnx.Module, is_trainable) -> tuple[nnx.GraphDef, nnx.State, nnx.State,
@@ -63,10 +51,11 @@ def init_train_state(model: nnx.Module, is_trainable, tx: optax.GradientTransfor
                      rng: jax.Array, step: int = 0,
                      ema_decay: float = 0.0) -> tuple[nnx.GraphDef, TrainState]:
   graphdef, trainable, frozen, batch_stats = split_model(model, is_trainable)
-  # A copy, not the same buffers: the train step donates its state.
-  ema = jax.tree.map(jnp.copy, trainable) if ema_decay > 0 else None
+  # Copies, not the same buffers: the train step donates its state.
+  copy = lambda tree: jax.tree.map(jnp.copy, tree) if ema_decay > 0 else None
   state = TrainState(step=jnp.asarray(step, jnp.int32), trainable=trainable, frozen=frozen,
-                     batch_stats=batch_stats, opt_state=tx.init(trainable), rng=rng, ema=ema)
+                     batch_stats=batch_stats, opt_state=tx.init(trainable), rng=rng,
+                     ema=copy(trainable), ema_batch_stats=copy(batch_stats))
   return graphdef, state
 
 
@@ -75,23 +64,31 @@ def model_params(state: TrainState) -> nnx.State:
   return state.trainable if state.ema is None else state.ema
 
 
+def model_batch_stats(state: TrainState) -> nnx.State:
+  """The BatchNorm statistics that go with `model_params`."""
+  return state.batch_stats if state.ema_batch_stats is None else state.ema_batch_stats
+
+
 def merge_model(graphdef: nnx.GraphDef, state: TrainState) -> nnx.Module:
-  return nnx.merge(graphdef, model_params(state), state.frozen, state.batch_stats)
+  return nnx.merge(graphdef, model_params(state), state.frozen, model_batch_stats(state))
 
 
-def update_ema(ema: nnx.State, params: nnx.State, step: jax.Array, decay: float) -> nnx.State:
-  """ema <- d * ema + (1 - d) * params, with d = min(decay, (1 + step) / (10 + step)).
+def update_ema(ema: nnx.State, params: nnx.State, step: jax.Array, decay: float,
+               warmup: float) -> nnx.State:
+  """ema <- d * ema + (1 - d) * params, with d = min(decay, (1 + step) / (warmup + step)).
 
   The warm-up of d keeps the first steps from being dominated by the initial weights
-  (as tf.train.ExponentialMovingAverage with num_updates).
+  (as tf.train.ExponentialMovingAverage with num_updates, whose warm-up is 10).
   """
-  d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+  d = jnp.minimum(decay, (1.0 + step) / (warmup + step))
   return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
 
 
-def _forward(model, batch, start_stage: int, train: bool, dropout_key=None):
+def _forward(model, batch, start_stage: int, train: bool, dropout_key=None,
+             frozen_below: int = 0):
+  """Logits from images (start_stage 0) or from cached features of the frozen stages."""
   if start_stage == 0:
-    return model(batch["image"], train=train, dropout_key=dropout_key)
+    return model(batch["image"], train=train, dropout_key=dropout_key, frozen_below=frozen_below)
   return model.forward_from(batch["features"], start_stage, train=train, dropout_key=dropout_key)
 
 
@@ -109,10 +106,12 @@ def train_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.Gra
                tx: optax.GradientTransformation, schedule: optax.Schedule,
                task_weights: Mapping[str, float],
                class_weights: Mapping[str, jax.Array] | None,
-               label_smoothing: float, start_stage: int,
-               ema_decay: float = 0.0) -> tuple[TrainState, dict]:
+               label_smoothing: float, start_stage: int, frozen_below: int = 0,
+               ema_decay: float = 0.0, ema_warmup: float = 10.0) -> tuple[TrainState, dict]:
   """One optimiser step on one (global) batch: state in, state and metrics out.
 
+  `start_stage` is where the network starts (0: from images; above: from cached
+  features); stages below `frozen_below` are frozen, BatchNorm statistics included.
   A non-finite loss leaves the state unchanged and is reported in metrics['nonfinite'],
   so a checkpoint never holds NaN parameters.
   """
@@ -120,7 +119,8 @@ def train_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.Gra
 
   def loss_fn(trainable):
     model = nnx.merge(graphdef, trainable, state.frozen, state.batch_stats)
-    logits = _forward(model, batch, start_stage, train=True, dropout_key=dropout_key)
+    logits = _forward(model, batch, start_stage, train=True, dropout_key=dropout_key,
+                      frozen_below=frozen_below)
     loss, per_task = losses.total_loss(logits, batch, task_weights, class_weights,
                                        label_smoothing)
     return loss, (per_task, logits, nnx.state(model, nnx.BatchStat))
@@ -135,14 +135,16 @@ def train_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.Gra
             jnp.isfinite(optax.global_norm(updates)))
   keep_if_finite = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
   trainable = keep_if_finite(trainable, state.trainable)
-  ema = (None if state.ema is None else
-         keep_if_finite(update_ema(state.ema, trainable, state.step, ema_decay), state.ema))
+  batch_stats = keep_if_finite(batch_stats, state.batch_stats)
+  averaged = lambda ema, live: None if ema is None else keep_if_finite(
+      update_ema(ema, live, state.step, ema_decay, ema_warmup), ema)
   new_state = state.replace(
       step=state.step + 1,
       trainable=trainable,
-      batch_stats=keep_if_finite(batch_stats, state.batch_stats),
+      batch_stats=batch_stats,
       opt_state=keep_if_finite(opt_state, state.opt_state),
-      ema=ema)
+      ema=averaged(state.ema, trainable),
+      ema_batch_stats=averaged(state.ema_batch_stats, batch_stats))
   metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
              "learning_rate": schedule(state.step), "nonfinite": (~finite).astype(jnp.int32),
              **per_task, **_accuracy_counts(logits, batch)}
@@ -170,14 +172,3 @@ def jit_eval_step(mesh: Mesh, **static) -> Callable:
       functools.partial(eval_step, **static),
       in_shardings=(replicated(mesh), data_sharded(mesh)),
       out_shardings=data_sharded(mesh))
-
-
-def put_replicated(tree, mesh: Mesh):
-  return jax.device_put(tree, replicated(mesh))
-
-
-def global_batch(local_batch: Mapping[str, Any], mesh: Mesh) -> dict:
-  """Assembles this host's slice of the batch into global arrays sharded over 'data'."""
-  sharding = data_sharded(mesh)
-  return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), dict(local_batch))

@@ -10,7 +10,7 @@ from PIL import Image
 import artclf
 from artclf import labels
 from artclf.eval import evaluation
-from artclf.serve import gradcam, predict, trained_model
+from artclf.serve import collection, gradcam, predict, trained_model
 from artclf.train import trainer
 from configs import tiny
 from tests.data import fixtures as data_fixtures
@@ -76,7 +76,7 @@ def test_cli_predicts_a_folder_and_reports_the_corrupt_file(tiny_workdir, tmp_pa
   _picture(6).save(folder / "c.png")
   (folder / "b.jpg").write_bytes(b"\xff\xd8\xff this is not really a jpeg")
   out = io.StringIO()
-  status = predict.run_cli([str(folder)], str(tiny_workdir), output=str(tmp_path / "out.json"),
+  status = collection.run_cli([str(folder)], str(tiny_workdir), output=str(tmp_path / "out.json"),
                            stream=out)
   assert status == 1  # one input failed
   table = out.getvalue().splitlines()
@@ -90,7 +90,7 @@ def test_cli_predicts_a_folder_and_reports_the_corrupt_file(tiny_workdir, tmp_pa
 
   # All inputs readable: exit status 0, and CSV output.
   (folder / "b.jpg").unlink()
-  assert predict.run_cli([str(folder)], str(tiny_workdir), output=str(tmp_path / "out.csv"),
+  assert collection.run_cli([str(folder)], str(tiny_workdir), output=str(tmp_path / "out.csv"),
                          stream=io.StringIO()) == 0
   assert (tmp_path / "out.csv").read_text().count("\n") == 3
 

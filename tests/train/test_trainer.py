@@ -18,6 +18,7 @@ import pytest
 from flax import nnx
 
 from artclf import labels
+from artclf import mesh as mesh_lib
 from artclf.models import classifier as model_lib
 from artclf.train import losses, steps, trainer
 from artclf.train import optimizer as optimizer_lib
@@ -65,14 +66,14 @@ def _step_fn(model, trainable, mesh, learning_rate=1e-2, start_stage=0, class_we
   step = steps.jit_train_step(mesh, graphdef=graphdef, tx=tx, schedule=schedule,
                               task_weights=TASK_WEIGHTS, class_weights=class_weights,
                               label_smoothing=0.0, start_stage=start_stage, ema_decay=ema_decay)
-  return step, steps.put_replicated(state, mesh)
+  return step, mesh_lib.put_replicated(state, mesh)
 
 
 def test_one_step_reduces_the_loss_on_a_fixed_batch():
   model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny", dropout=0.0), rngs=nnx.Rngs(0))
-  mesh = steps.make_mesh()
+  mesh = mesh_lib.make_mesh()
   step, state = _step_fn(model, "all", mesh, learning_rate=1e-3)
-  batch = steps.global_batch(_fixed_batch(), mesh)
+  batch = mesh_lib.to_global(_fixed_batch(), mesh)
   state, first = step(state, batch)
   state, second = step(state, batch)
   assert float(second["loss"]) < float(first["loss"])
@@ -83,9 +84,9 @@ def test_frozen_parameters_do_not_change():
   model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny"), rngs=nnx.Rngs(0))
   stem_before = np.array(model.nets["shared"].trunk.stem_conv.kernel.get_value())
   top_before = np.array(model.nets["shared"].trunk.stages[-1][0].conv_a.kernel.get_value())
-  mesh = steps.make_mesh()
+  mesh = mesh_lib.make_mesh()
   step, state = _step_fn(model, "last:1", mesh)
-  state, _ = step(state, steps.global_batch(_fixed_batch(), mesh))
+  state, _ = step(state, mesh_lib.to_global(_fixed_batch(), mesh))
   nnx.update(model, state.trainable, state.frozen, state.batch_stats)
   np.testing.assert_array_equal(model.nets["shared"].trunk.stem_conv.kernel.get_value(), stem_before)
   assert not np.allclose(model.nets["shared"].trunk.stages[-1][0].conv_a.kernel.get_value(),
@@ -131,17 +132,18 @@ def test_sharded_step_over_8_devices_equals_1_device():
       import jax, numpy as np, optax
       from flax import nnx
       from artclf.models import classifier as model_lib
+      from artclf import mesh as mesh_lib
       from artclf.train import steps, optimizer as optimizer_lib
       from tests.train.test_trainer import _fixed_batch, _step_fn
       assert len(jax.devices()) == 8, jax.devices()
       results = []
       for devices in (jax.devices()[:1], jax.devices()):
-        mesh = steps.make_mesh(devices)
+        mesh = mesh_lib.make_mesh(devices)
         model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny", dropout=0.0),
                                         rngs=nnx.Rngs(0))
         step, state = _step_fn(model, "all", mesh)
         for i in range(3):
-          state, metrics = step(state, steps.global_batch(_fixed_batch(16, seed=i), mesh))
+          state, metrics = step(state, mesh_lib.to_global(_fixed_batch(16, seed=i), mesh))
         assert len(state.trainable["nets"]["shared"]["head"]["heads"]["culture"]["kernel"].get_value().sharding.device_set) == len(devices)
         results.append((float(metrics["loss"]), jax.tree.map(np.asarray, nnx.to_pure_dict(state.trainable))))
       (loss1, params1), (loss8, params8) = results
@@ -217,16 +219,18 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(synthetic_data_dir, t
 
 def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(synthetic_data_dir,
                                                                             tmp_path):
-  config = _tiny_config(synthetic_data_dir, **{"phase1.epochs": 3, "phase2.epochs": 0})
+  # A healthy first phase, so there is a good checkpoint; then an absurd learning rate.
+  healthy = _tiny_config(synthetic_data_dir, **{"phase1.epochs": 1, "phase2.epochs": 0})
+  healthy.checkpoint_every_steps = 1000
+  trainer.train_and_evaluate(healthy, tmp_path / "healthy")
+  good_step, good_params = _latest_params(tmp_path / "healthy")
+  config = _tiny_config(synthetic_data_dir, **{"phase1.epochs": 1, "phase2.epochs": 2,
+                                               "phase2.trainable": "heads"})
   config.checkpoint_every_steps = 1000
-  # First a healthy epoch, so there is a good checkpoint; then an absurd learning rate.
-  first = _tiny_config(synthetic_data_dir, **{"phase1.epochs": 1, "phase2.epochs": 0})
-  trainer.train_and_evaluate(first, tmp_path)
-  good_step, good_params = _latest_params(tmp_path)
-  config.phase1.learning_rate = float("inf")
+  config.phase2.learning_rate = float("inf")
   with pytest.raises(trainer.TrainingDiverged, match="NaN or infinite.*last good checkpoint"):
-    trainer.train_and_evaluate(config, tmp_path)
-  step, params = _latest_params(tmp_path)
+    trainer.train_and_evaluate(config, tmp_path / "run")
+  step, params = _latest_params(tmp_path / "run")
   assert step == good_step
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(params))
   jax.tree.map(np.testing.assert_array_equal, params, good_params)
@@ -234,12 +238,12 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(synt
 
 def test_nonfinite_step_leaves_the_state_unchanged():
   model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny", dropout=0.0), rngs=nnx.Rngs(0))
-  mesh = steps.make_mesh()
+  mesh = mesh_lib.make_mesh()
   step, state = _step_fn(model, "all", mesh)
   before = jax.tree.map(np.array, nnx.to_pure_dict(state.trainable))
   batch = _fixed_batch()
   batch["image"][0, 0, 0, 0] = np.nan
-  state, metrics = step(state, steps.global_batch(batch, mesh))
+  state, metrics = step(state, mesh_lib.to_global(batch, mesh))
   assert int(metrics["nonfinite"]) == 1
   jax.tree.map(np.testing.assert_array_equal, before, nnx.to_pure_dict(state.trainable))
 
@@ -293,13 +297,13 @@ def test_final_fit_on_train_plus_val_keeps_the_last_epoch(synthetic_data_dir, tm
 
 def test_ema_is_the_warmed_up_average_and_what_evaluation_sees():
   model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny", dropout=0.0), rngs=nnx.Rngs(0))
-  mesh = steps.make_mesh()
+  mesh = mesh_lib.make_mesh()
   decay = 0.5
   is_trainable = optimizer_lib.trainable_filter("heads", model.num_stages)
   graphdef = steps.split_model(model, is_trainable)[0]
   step, state = _step_fn(model, "heads", mesh, ema_decay=decay)
   expected = jax.device_get(state.trainable)
-  batch = steps.global_batch(_fixed_batch(), mesh)
+  batch = mesh_lib.to_global(_fixed_batch(), mesh)
   for s in range(3):
     state, _ = step(state, batch)
     d = min(decay, (1 + s) / (10 + s))  # 0.1, 0.18, 0.25: the warm-up, then the decay
