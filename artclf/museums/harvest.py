@@ -192,13 +192,6 @@ def _csv_bytes(columns, rows) -> bytes:
   return buffer.getvalue().encode("utf-8")
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "wb") as f:
-    f.write(data)
-  os.replace(tmp, path)
-
-
 def label_row(row: Row) -> list:
   r, l = row.record, row.labels
   return [row.image.path, r.object_id, r.museum, r.title, r.object_name, r.date_text,
@@ -259,13 +252,13 @@ def fetch_image(row: Row, client: HttpClient, store: image_store_lib.ImageStore,
                 progress: Progress) -> str | None:
   """Stores the row's image (or finds it stored); returns a drop reason on failure."""
   r = row.record
-  row.image = store.verified(r.object_id, r.source_url)
+  row.image = store.verified(r.image_key, r.source_url)
   if row.image is not None:
     progress.add("skipped")
     return None
   try:
     data = client.get(r.source_url)
-    row.image = store.save(r.museum, r.object_id, r.source_url, data)
+    row.image = store.save(r.museum, r.image_key, r.source_url, data)
   except HttpError as e:
     progress.add("failed")
     return f"image not fetched: HTTP {e.status}" if e.status else "image not fetched: network"
@@ -322,10 +315,10 @@ def build(config: BuildConfig, progress_stream=sys.stderr) -> list[Row]:
   store.compact_manifest()
 
   kept = drop_duplicates(kept, config.dedupe_perceptual, drops)
-  _atomic_write(os.path.join(out_dir, "labels.csv"),
+  image_store_lib.atomic_write(os.path.join(out_dir, "labels.csv"),
                 _csv_bytes(LABEL_COLUMNS, [label_row(r) for r in kept]))
   drop_rows = sorted(drops.rows, key=lambda d: (d[1], _id_sort_key(d[0])))
-  _atomic_write(os.path.join(out_dir, "drops.csv"), _csv_bytes(DROP_COLUMNS, drop_rows))
+  image_store_lib.atomic_write(os.path.join(out_dir, "drops.csv"), _csv_bytes(DROP_COLUMNS, drop_rows))
   print(format_tables(kept, drops))
   print(f"\n{len(kept)} rows in {os.path.join(out_dir, 'labels.csv')}; every drop with its "
         f"reason in {os.path.join(out_dir, 'drops.csv')}")
