@@ -85,8 +85,12 @@ def plain_text(fragment: str) -> str:
 
 
 def attribution(licence: Licence, *, artist: str, credit: str, title: str,
-                page_url: str) -> str:
-  """The credit line for labels.csv; '' when neither the licence nor the file asks for one."""
+                page_url: str, usage_terms: str = "") -> str:
+  """The credit line for labels.csv; '' when neither the licence nor the file asks for one.
+
+  Title, author, source, licence (Commons' `UsageTerms` long name where given, with its
+  URL), where it was found, and that it was changed: what CC BY and CC BY-SA ask for.
+  """
   if not licence.attribution_required:
     return ""
   author = plain_text(artist) or plain_text(credit) or "unknown author"
@@ -94,7 +98,8 @@ def attribution(licence: Licence, *, artist: str, credit: str, title: str,
   parts = [f'"{title}" by {author}']
   if source and source != author and source.lower() != "own work":
     parts.append(f"source: {source}")
-  parts.append(f"{licence.short_name} ({licence.url})" if licence.url else licence.short_name)
+  name = plain_text(usage_terms) or licence.short_name
+  parts.append(f"licensed {name} ({licence.url})" if licence.url else f"licensed {name}")
   parts.append(f"via Wikimedia Commons, {page_url}" if page_url else "via Wikimedia Commons")
   parts.append(CHANGES_NOTE)
   return "; ".join(parts)
