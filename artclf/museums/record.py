@@ -23,8 +23,9 @@ class MuseumRecord:
   object_name: str = ""  # Met objectName, Cleveland type, AIC artwork_type_title.
   classification: str = ""  # Met classification, AIC classification_title.
   department: str = ""
-  culture: str = ""      # Met culture, Cleveland culture list joined, AIC style/culture.
-  place: str = ""        # AIC place_of_origin, Met country.
+  culture: str = ""      # Met culture, Cleveland culture list joined, AIC style_title and
+                         # artist_display (the culture, for ancient objects).
+  place: str = ""        # AIC place_of_origin, Met country and region.
   medium: str = ""       # Material and technique text (Met medium, CMA technique, ...).
   period: str = ""       # Period and dynasty text (Met period + dynasty).
   date_text: str = ""    # The museum's display date.
