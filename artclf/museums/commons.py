@@ -223,7 +223,7 @@ def photo_record(monument: gazetteer.Monument, page: dict) -> tuple[MuseumRecord
                                   _meta(info, "AttributionRequired"))
   if licence is None:
     return None, f"not a free licence: {short_name.strip()}"
-  title = (page.get("title") or "").split(":", 1)[-1]
+  title = _file_name(page.get("title") or "")
   page_url = info.get("descriptionurl") or ""
   credit = licences.attribution(
       licence, artist=_meta(info, "Artist"), credit=_meta(info, "Credit"), title=title,
@@ -234,6 +234,11 @@ def photo_record(monument: gazetteer.Monument, page: dict) -> tuple[MuseumRecord
       culture=monument.culture, date_text=monument.date_text, begin_year=monument.begin,
       end_year=monument.end, image_url=info.get("thumburl") or info.get("url"),
       license=licence.spdx, credit=credit, page_url=page_url), ""
+
+
+def _file_name(title: str) -> str:
+  """'File:Parthenon 1.jpg' -> 'Parthenon 1.jpg'."""
+  return title.split(":", 1)[-1]
 
 
 def _stable_order(titles: list[str]) -> list[str]:
@@ -279,7 +284,7 @@ def _monument_photos(client: HttpClient, api_url: str, monument: gazetteer.Monum
       page = pages.get(title, {"title": title})
       record, reason = photo_record(monument, page)
       if record is None:
-        on_drop(MUSEUM, f"WMC_{page.get('pageid', '')}", title, reason)
+        on_drop(MUSEUM, f"WMC_{page.get('pageid', '')}", _file_name(title), reason)
       elif len(chosen) < per_monument:
         chosen.append(Photo(record, monument.labels(), monument.group))
       else:
@@ -306,12 +311,12 @@ def commons_photos(client: HttpClient, api_url: str, monuments: list[gazetteer.M
     for title in titles:
       word = gazetteer.file_excluded(title)
       if word:
-        on_drop(MUSEUM, "", title, f"not a photograph by its name: {word}")
+        on_drop(MUSEUM, "", _file_name(title), f"not a photograph by its name: {word}")
       else:
         trees[monument.key].append(title)
   assigned, left_out = _assign_files(trees, by_key)
   for title, reason in left_out.items():
-    on_drop(MUSEUM, "", title, reason)
+    on_drop(MUSEUM, "", _file_name(title), reason)
   photos = []
   for monument in monuments:
     photos += _monument_photos(client, api_url, monument, assigned[monument.key], on_drop,
