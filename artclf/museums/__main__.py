@@ -1,20 +1,24 @@
-"""Builds the Egyptian, Greek and Roman dataset from the museums' open-access APIs.
+"""Builds the Egyptian, Greek and Roman dataset from open-access APIs.
 
-  python -m artclf.museums --out=/data/museum_art [--sources=met,cleveland,aic] \
-      [--limit=N] [--image_size=512]
+  python -m artclf.museums --out=/data/museum_art [--sources=met,cleveland,aic,commons] \
+      [--limit=N] [--image_size=512] [--dry_run]
 
 See `artclf.museums.harvest` for what it writes, and docs/museums.md.
 """
 
 import dataclasses
+import sys
 
 from absl import app, flags
 
-from artclf.museums import harvest
+from artclf.museums import gazetteer, harvest
 
 _DEFAULT = harvest.BuildConfig(out="")
 flags.DEFINE_string("out", None, "Output folder (created; a second run resumes in it).")
-flags.DEFINE_list("sources", list(harvest.SOURCES), "Sources to read: met, cleveland, aic.")
+flags.DEFINE_list("sources", list(harvest.SOURCES), "Sources to read: met, cleveland, aic "
+                  "(the default) and commons (Wikimedia Commons photographs of monuments).")
+flags.DEFINE_bool("dry_run", False, "Read the metadata and print the label tables it would "
+                  "build; fetch no image and write nothing.")
 flags.DEFINE_integer("limit", None, "At most this many usable records per source "
                      "(public domain, with an image), for trial runs.")
 flags.DEFINE_integer("image_size", _DEFAULT.image_size,
@@ -51,8 +55,21 @@ flags.DEFINE_float("cleveland_rate", _DEFAULT.cleveland_rate, "Requests/s to Cle
 flags.DEFINE_float("aic_rate", _DEFAULT.aic_rate, "Requests/s to the AIC API (60/min).")
 flags.DEFINE_float("aic_iiif_rate", _DEFAULT.aic_iiif_rate,
                    "Requests/s to the AIC IIIF image server.")
+flags.DEFINE_string("commons_url", _DEFAULT.commons_url, "MediaWiki API of Wikimedia Commons.")
+flags.DEFINE_float("commons_rate", _DEFAULT.commons_rate,
+                   "Requests/s to the Commons API (sent one at a time).")
+flags.DEFINE_float("commons_image_rate", _DEFAULT.commons_image_rate,
+                   "Thumbnail downloads/s from Commons.")
+flags.DEFINE_integer("commons_depth", _DEFAULT.commons_depth,
+                     "Levels of subcategories read below each monument's category.")
+flags.DEFINE_integer("commons_per_monument", _DEFAULT.commons_per_monument,
+                     "At most this many photographs per monument.")
+flags.DEFINE_integer("commons_thumb_width", _DEFAULT.commons_thumb_width,
+                     "Width of the Commons thumbnails fetched (then shrunk to --image_size).")
+flags.DEFINE_string("gazetteer", _DEFAULT.gazetteer, "The monuments file (CSV).")
 flags.DEFINE_string("user_agent", _DEFAULT.user_agent,
-                    "User-Agent (and AIC-User-Agent) header sent to every server.")
+                    "User-Agent (and AIC-User-Agent) header sent to every server; add your "
+                    "e-mail or URL (Wikimedia's User-Agent policy).")
 flags.mark_flag_as_required("out")
 
 
@@ -61,7 +78,10 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   values = {f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(harvest.BuildConfig)}
   values["sources"] = tuple(s.strip().lower() for s in values["sources"] if s.strip())
-  harvest.build(harvest.BuildConfig(**values))
+  try:
+    harvest.build(harvest.BuildConfig(**values))
+  except (gazetteer.GazetteerError, ValueError) as e:
+    sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

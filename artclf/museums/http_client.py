@@ -102,7 +102,7 @@ class HttpClient:
     self.requests = 0   # Requests sent, retries included (for tests and the summary).
     self.retried = 0
 
-  def _once(self, url: str) -> bytes:
+  def _once(self, url: str) -> tuple[bytes, object]:
     self.bucket.acquire()
     with self._lock:
       self.requests += 1
@@ -116,7 +116,7 @@ class HttpClient:
         raise HttpError(url, response.status, "body over the size cap")
       if length is not None and len(body) != int(length):
         raise http.client.IncompleteRead(body, int(length) - len(body))
-      return body
+      return body, response.headers
 
   def _backoff(self, attempt: int) -> float:
     delay = min(self.max_backoff, self.backoff * 2 ** attempt)
@@ -124,6 +124,10 @@ class HttpClient:
 
   def get(self, url: str, params: dict | None = None) -> bytes:
     """The body of a GET; raises `HttpError` when it cannot be had."""
+    return self.get_with_headers(url, params)[0]
+
+  def get_with_headers(self, url: str, params: dict | None = None) -> tuple[bytes, object]:
+    """(body, response headers) of a GET; headers matter where an API signals in them."""
     if params:
       url = f"{url}{'&' if '?' in url else '?'}{urllib.parse.urlencode(params)}"
     for attempt in range(self.retries + 1):
@@ -151,8 +155,17 @@ class HttpClient:
     raise AssertionError("unreachable")
 
   def get_json(self, url: str, params: dict | None = None):
-    body = self.get(url, params)
+    return self.get_json_with_headers(url, params)[0]
+
+  def get_json_with_headers(self, url: str, params: dict | None = None):
+    body, headers = self.get_with_headers(url, params)
     try:
-      return json.loads(body)
+      return json.loads(body), headers
     except ValueError:
       raise HttpError(url, 200, "response is not JSON") from None
+
+  def pause(self, seconds: float) -> None:
+    """Waits as this client waits between retries (tests pass a recording `sleep`)."""
+    with self._lock:
+      self.retried += 1
+    self._sleep(seconds)

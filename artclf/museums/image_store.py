@@ -1,12 +1,16 @@
 """Downloaded museum images on disk: decode, check, resize, save atomically, remember.
 
-`ImageStore` owns `<out>/images/<museum>/<object_id>.jpg` and `<out>/manifest.jsonl`. Every
+`ImageStore` owns `<out>/images/<museum>/<image_key>.jpg` and `<out>/manifest.jsonl`. Every
 download is decoded with Pillow (decompression bombs refused, truncated files refused),
 converted to RGB, shrunk so that its longer side is at most `image_size`, re-encoded as
 JPEG and written through a temporary file and `os.replace`, so that a killed run never
-leaves half an image. The manifest records, per object, the source URL, the sha256 of the
+leaves half an image. The manifest records, per image, the source URL, the sha256 of the
 JPEG file, the sha256 of the decoded pixels and a 64-bit difference hash; a later run
-skips an object whose file is there with the recorded sha256 and the same source URL.
+skips an image whose file is there with the recorded sha256 and the same source URL.
+
+An image's key is its object's ID for the museums (one photograph per object) and the file's
+own ID for Wikimedia Commons (many photographs of one monument). `atomic_write` is the one
+write-then-rename helper of the package; harvest writes its tables with it too.
 """
 
 import dataclasses
@@ -32,7 +36,7 @@ ImageError = images.ImageDecodeError
 
 @dataclasses.dataclass(frozen=True)
 class StoredImage:
-  object_id: str
+  image_key: str       # MET_1 for a museum object, WMC_<pageid> for a Commons file.
   museum: str
   path: str            # Relative to the output folder, '/'-separated: images/met/MET_1.jpg.
   source_url: str
@@ -85,7 +89,8 @@ def difference_hash(image: Image.Image) -> str:
   return f"{bits:016x}"
 
 
-def _atomic_write(path: str, data: bytes) -> None:
+def atomic_write(path: str, data: bytes) -> None:
+  """Writes through a temporary file in the same folder and `os.replace`: all or nothing."""
   directory = os.path.dirname(path)
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
@@ -127,8 +132,8 @@ class ImageStore:
 
   # --- Paths ---------------------------------------------------------------------------
 
-  def relative_path(self, museum: str, object_id: str) -> str:
-    return f"images/{safe_component(museum)}/{safe_component(object_id)}.jpg"
+  def relative_path(self, museum: str, image_key: str) -> str:
+    return f"images/{safe_component(museum)}/{safe_component(image_key)}.jpg"
 
   def absolute_path(self, relative: str) -> str:
     """Absolute path of a relative one; refuses anything that resolves outside images/."""
@@ -147,29 +152,32 @@ class ImageStore:
     with open(path, encoding="utf-8") as f:
       for line in f:
         try:
-          entry = StoredImage(**json.loads(line))
-        except (ValueError, TypeError):
+          fields = json.loads(line)
+          if "object_id" in fields:  # Manifests written before images had their own key.
+            fields["image_key"] = fields.pop("object_id")
+          entry = StoredImage(**fields)
+        except (ValueError, TypeError, AttributeError):
           continue  # A line cut short by a killed run.
-        self._entries[entry.object_id] = entry
+        self._entries[entry.image_key] = entry
 
   def _append_manifest(self, entry: StoredImage) -> None:
     with open(os.path.join(self.out_dir, MANIFEST), "a", encoding="utf-8") as f:
       f.write(json.dumps(dataclasses.asdict(entry), sort_keys=True) + "\n")
 
   def compact_manifest(self) -> None:
-    """Rewrites the manifest with one line per object (atomically)."""
+    """Rewrites the manifest with one line per image (atomically)."""
     with self._lock:
       lines = [json.dumps(dataclasses.asdict(e), sort_keys=True)
                for _, e in sorted(self._entries.items())]
-      _atomic_write(os.path.join(self.out_dir, MANIFEST),
+      atomic_write(os.path.join(self.out_dir, MANIFEST),
                     ("\n".join(lines) + "\n" if lines else "").encode())
 
   # --- Images --------------------------------------------------------------------------
 
-  def verified(self, object_id: str, source_url: str) -> StoredImage | None:
-    """The stored image of an object if its file is intact and from the same URL."""
+  def verified(self, image_key: str, source_url: str) -> StoredImage | None:
+    """The stored image under this key if its file is intact and from the same URL."""
     with self._lock:
-      entry = self._entries.get(object_id)
+      entry = self._entries.get(image_key)
     if entry is None or entry.source_url != source_url:
       return None
     try:
@@ -180,7 +188,7 @@ class ImageStore:
       return None
     return entry
 
-  def save(self, museum: str, object_id: str, source_url: str, data: bytes) -> StoredImage:
+  def save(self, museum: str, image_key: str, source_url: str, data: bytes) -> StoredImage:
     """Decodes, checks, resizes and writes one download; raises ImageError if unusable."""
     image = decode_image(data, self.max_pixels)
     pixels_hash = pixel_sha256(image)  # Of the full decoded picture, before resizing.
@@ -188,13 +196,13 @@ class ImageStore:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     jpeg = buffer.getvalue()
-    relative = self.relative_path(museum, object_id)
-    _atomic_write(self.absolute_path(relative), jpeg)
+    relative = self.relative_path(museum, image_key)
+    atomic_write(self.absolute_path(relative), jpeg)
     entry = StoredImage(
-        object_id=object_id, museum=museum, path=relative, source_url=source_url,
+        image_key=image_key, museum=museum, path=relative, source_url=source_url,
         file_sha256=hashlib.sha256(jpeg).hexdigest(), pixel_sha256=pixels_hash,
         dhash=difference_hash(image), width=image.size[0], height=image.size[1])
     with self._lock:
-      self._entries[object_id] = entry
+      self._entries[image_key] = entry
       self._append_manifest(entry)
     return entry

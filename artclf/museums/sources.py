@@ -7,7 +7,9 @@ through `on_drop(museum, object_id, title, reason)`.
   `GET /objects?departmentIds=<id>` for the object IDs of "Egyptian Art" and "Greek and
   Roman Art", then `GET /objects/<id>` for each record (`isPublicDomain`,
   `primaryImageSmall`, `objectName`, `culture`, `period`, `dynasty`, `objectDate`,
-  `objectBeginDate`, `objectEndDate`, `medium`, `classification`, `country`).
+  `objectBeginDate`, `objectEndDate`, `medium`, `classification`, and the place: `country`
+  and `region`; real records often leave `country` empty and name the place in `region`,
+  e.g. "Cyprus").
 * Cleveland Museum of Art Open Access API (https://openaccess-api.clevelandart.org):
   `GET /artworks/?department=<name>&cc0=1&has_image=1&limit=<n>&skip=<k>` for "Egyptian and
   Ancient Near Eastern Art" and "Greek and Roman Art" (`share_license_status`, `type`,
@@ -15,13 +17,22 @@ through `on_drop(museum, object_id, title, reason)`.
 * Art Institute of Chicago API (https://api.artic.edu/docs): `GET /artworks/search` with
   an Elasticsearch query in `params` (public domain, department "Arts of the Ancient
   Mediterranean and Byzantium"), `fields`, `limit` and `page`; images from the IIIF server
-  as `{iiif_url}/{image_id}/full/843,/0/default.jpg`, the size AIC recommends.
+  as `{iiif_url}/{image_id}/full/843,/0/default.jpg`, the size AIC recommends, with the
+  `iiif_url` the answer's `config` gives (the flag's value when an answer has none). AIC
+  records have no culture field: for ancient objects `artist_display` names the culture
+  ("Roman", "Greek, Attic"), so it is read with `style_title`. A search stops at
+  `AIC_MAX_RESULTS` (the API refuses pages past 10,000 results).
+
+The fixtures of tests/museums are these APIs' real answer shapes; tests/museums/fixtures/
+README.md cites where each was recorded.
 """
 
 import concurrent.futures
 import json
 import urllib.parse
 from typing import Callable, Iterable
+
+from absl import logging
 
 from artclf.museums.http_client import HttpClient, HttpError
 from artclf.museums.image_store import safe_component
@@ -34,8 +45,10 @@ CLEVELAND_DEPARTMENTS = ("Egyptian and Ancient Near Eastern Art", "Greek and Rom
 AIC_DEPARTMENT = "Arts of the Ancient Mediterranean and Byzantium"
 AIC_FIELDS = ("id", "title", "date_display", "date_start", "date_end", "place_of_origin",
               "medium_display", "artwork_type_title", "classification_title",
-              "department_title", "style_title", "is_public_domain", "image_id")
+              "department_title", "style_title", "artist_display", "is_public_domain",
+              "image_id")
 AIC_IMAGE_WIDTH = 843
+AIC_MAX_RESULTS = 10_000
 CC0 = "CC0-1.0"
 
 
@@ -69,7 +82,8 @@ def met_record(obj: dict) -> MuseumRecord:
       title=_text(obj.get("title")), object_name=_text(obj.get("objectName")),
       classification=_text(obj.get("classification")),
       department=_text(obj.get("department")), culture=_text(obj.get("culture")),
-      place=_text(obj.get("country")), medium=_text(obj.get("medium")), period=period,
+      place=_text([obj.get("country"), obj.get("region")]), medium=_text(obj.get("medium")),
+      period=period,
       date_text=_text(obj.get("objectDate")), begin_year=_year(obj.get("objectBeginDate")),
       end_year=_year(obj.get("objectEndDate")),
       image_url=_text(obj.get("primaryImageSmall") or obj.get("primaryImage")),
@@ -171,6 +185,8 @@ def cleveland_records(client: HttpClient, base_url: str, on_drop: DropFn, *,
 
 def aic_record(obj: dict, iiif_url: str) -> MuseumRecord:
   image_id = _text(obj.get("image_id"))
+  # artist_display is "Roman" or "Greek, Attic" for ancient objects: the culture.
+  culture = _text([obj.get("style_title"), obj.get("artist_display")])
   image_url = ""
   if image_id:
     image_url = (f"{iiif_url.rstrip('/')}/{urllib.parse.quote(image_id, safe='')}"
@@ -178,7 +194,7 @@ def aic_record(obj: dict, iiif_url: str) -> MuseumRecord:
   return MuseumRecord(
       museum="aic", object_id="CHI_" + safe_component(obj.get("id")),
       title=_text(obj.get("title")), classification=_text(obj.get("artwork_type_title")),
-      department=_text(obj.get("department_title")), culture=_text(obj.get("style_title")),
+      department=_text(obj.get("department_title")), culture=culture,
       place=_text(obj.get("place_of_origin")), medium=_text(obj.get("medium_display")),
       date_text=_text(obj.get("date_display")), begin_year=_year(obj.get("date_start")),
       end_year=_year(obj.get("date_end")), image_url=image_url, license=CC0)
@@ -198,8 +214,10 @@ def aic_records(client: HttpClient, base_url: str, iiif_url: str, on_drop: DropF
         "params": json.dumps(query), "fields": ",".join(AIC_FIELDS), "limit": page_size,
         "page": page})
     items = answer.get("data") or []
+    # AIC asks clients to build image URLs from the iiif_url its answers carry.
+    answer_iiif = _text((answer.get("config") or {}).get("iiif_url")) or iiif_url
     for obj in items:
-      record = aic_record(obj, iiif_url)
+      record = aic_record(obj, answer_iiif)
       if record.object_id in seen:
         continue
       seen.add(record.object_id)
@@ -214,6 +232,10 @@ def aic_records(client: HttpClient, base_url: str, iiif_url: str, on_drop: DropF
         records.append(record)
     total_pages = (answer.get("pagination") or {}).get("total_pages")
     if not items or (total_pages is not None and page >= int(total_pages)):
+      break
+    if (page + 1) * page_size > AIC_MAX_RESULTS:
+      logging.warning("AIC search stops at %d results; the rest are not read",
+                      AIC_MAX_RESULTS)
       break
     page += 1
   return records[:limit] if limit is not None else records

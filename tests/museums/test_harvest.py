@@ -1,12 +1,13 @@
 """Tests of the museum dataset builder against a local fake of the three museum APIs.
 
-A real `http.server.ThreadingHTTPServer` on 127.0.0.1 (port 0) serves JSON shaped like the
-documented answers of the Met, Cleveland and AIC APIs and tiny generated JPEGs, with the
-failures a real run meets: 404s, a 429 with Retry-After, a slow answer past the timeout,
-a truncated image, a duplicate picture and a path-traversal object ID. Nothing here
-contacts the internet.
+A real `http.server.ThreadingHTTPServer` on 127.0.0.1 (port 0) serves JSON in the shapes of
+real answers of the Met, Cleveland and AIC APIs (tests/museums/fixtures/, whose README cites
+where each shape was recorded) and tiny generated JPEGs, with the failures a real run
+meets: 404s, a 429 with Retry-After, a slow answer past the timeout, a truncated image, a
+duplicate picture and a path-traversal object ID. Nothing here contacts the internet.
 """
 
+import copy
 import csv
 import http.server
 import io
@@ -24,6 +25,14 @@ from PIL import Image
 from artclf.museums import harvest, image_store
 from artclf.museums.http_client import HttpClient, HttpError, TokenBucket, parse_retry_after
 
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def fixture(name: str):
+  """A real answer shape (tests/museums/fixtures/README.md), a fresh copy each call."""
+  with open(os.path.join(FIXTURES, name), encoding="utf-8") as f:
+    return json.load(f)
+
 
 def _jpeg(seed: int, size=(40, 30)) -> bytes:
   """A small noisy picture, different (and differently hashed) for every seed."""
@@ -36,13 +45,12 @@ def _jpeg(seed: int, size=(40, 30)) -> bytes:
 
 def _met_object(object_id, title, *, department="Egyptian Art", public=True, image=True,
                 **fields):
-  obj = {
+  obj = fixture("met_object.json")
+  obj.update({
       "objectID": object_id, "isPublicDomain": public, "title": title,
-      "primaryImage": "", "primaryImageSmall": "", "department": department,
-      "objectName": "", "culture": "", "period": "", "dynasty": "", "objectDate": "",
-      "objectBeginDate": 0, "objectEndDate": 0, "medium": "", "classification": "",
-      "country": "", "objectURL": f"https://www.metmuseum.org/art/collection/search/{object_id}",
-  }
+      "department": department,
+      "objectURL": f"https://www.metmuseum.org/art/collection/search/{object_id}"})
+  assert set(fields) <= set(obj), set(fields) - set(obj)  # Only fields the real API has.
   obj.update(fields)
   if image:
     obj["primaryImageSmall"] = "{base}/img/met/" + urllib.parse.quote(str(object_id), safe="")
@@ -72,8 +80,13 @@ MET_OBJECTS = {
                               period="Late Period"),
     11: _met_object(11, "Coffin of Nesmin", objectName="Coffin", period="Ptolemaic Period",
                     image=False),
+    # As the real record 321412: country empty, the place only in region.
+    12: _met_object(12, "Limestone head of a votary", department="Greek and Roman Art",
+                    objectName="Head", culture="", region="Cyprus",
+                    objectDate="ca. 500 B.C.", medium="Limestone"),
 }
-MET_DEPARTMENT_IDS = {10: [1, 2, 3, 7, 8, 9, 10, "../../evil", 11], 13: [4, 5, 6]}
+# Unsorted, as the real listing is.
+MET_DEPARTMENT_IDS = {10: [9, 1, 2, 3, 7, 8, 10, "../../evil", 11], 13: [12, 4, 5, 6]}
 # Image behaviours, by object: 7 -> 404, 8 -> 429 once (Retry-After: 1), 9 -> truncated,
 # 10 -> slow once (past the client timeout).
 
@@ -103,6 +116,8 @@ CLEVELAND_ITEMS = {
     ],
 }
 
+CLEVELAND_FIELDS = set(fixture("cleveland_artwork.json"))
+
 AIC_ITEMS = [
     {"id": 301, "title": "Hydria (Water Jar)", "date_display": "about 515–500 BCE",
      "date_start": -515, "date_end": -500, "place_of_origin": "Athens",
@@ -126,6 +141,10 @@ AIC_ITEMS = [
     {"id": 307, "title": "Amulet of Isis", "date_display": "664–332 BCE",
      "place_of_origin": "Egypt", "medium_display": "Faience", "is_public_domain": True,
      "image_id": "img-307"},
+    # The culture only in artist_display, as AIC's ancient records have it.
+    {"id": 308, "title": "Portrait Head of a Man", "date_display": "100–150 CE",
+     "artist_display": "Roman", "medium_display": "Marble", "is_public_domain": True,
+     "image_id": "img-308"},
 ]
 AIC_DEPARTMENT = "Arts of the Ancient Mediterranean and Byzantium"
 
@@ -162,10 +181,7 @@ class FakeMuseums:
     js = lambda obj: (200, {"Content-Type": "application/json"},
                       json.dumps(obj).replace("{base}", self.base).encode(), 0)
     if path == "/met/departments":
-      return js({"departments": [
-          {"departmentId": 10, "displayName": "Egyptian Art"},
-          {"departmentId": 11, "displayName": "European Paintings"},
-          {"departmentId": 13, "displayName": "Greek and Roman Art"}]})
+      return js(fixture("met_departments.json"))
     if path == "/met/objects":
       ids = MET_DEPARTMENT_IDS[int(query["departmentIds"])]
       return js({"total": len(ids), "objectIDs": ids})
@@ -179,21 +195,32 @@ class FakeMuseums:
       items = CLEVELAND_ITEMS[query["department"]]
       assert query["cc0"] == "1" and query["has_image"] == "1"
       skip = int(query["skip"])
-      page = items[skip:skip + 2]  # The fake serves at most 2 per page: pagination.
-      for item in page:
-        item.setdefault("department", query["department"])
-        item["images"] = {"web": {"url": f"{{base}}/img/cle/{item['id']}"}}
-      return js({"info": {"total": len(items)}, "data": page})
+      page = []
+      for fields in items[skip:skip + 2]:  # The fake serves at most 2 per page: pagination.
+        item = fixture("cleveland_artwork.json")
+        assert set(fields) <= CLEVELAND_FIELDS, set(fields) - CLEVELAND_FIELDS
+        item.update(copy.deepcopy(fields))
+        item["department"] = fields.get("department", query["department"])
+        for size in ("web", "print"):
+          item["images"][size]["url"] = f"{{base}}/img/cle/{item['id']}"
+        page.append(item)
+      return js({"info": {"total": len(items), "parameters": dict(query)}, "data": page})
     if path == "/aic/artworks/search":
       params = json.loads(query["params"])
       assert {"term": {"is_public_domain": True}} in params["query"]["bool"]["must"]
-      page = int(query["page"])
-      items = AIC_ITEMS[(page - 1) * 4:page * 4]
-      for item in items:
-        item.setdefault("department_title", AIC_DEPARTMENT)
-      return js({"pagination": {"total": len(AIC_ITEMS), "total_pages": 2,
-                                "current_page": page},
-                 "data": items, "config": {"iiif_url": self.base + "/aic/iiif"}})
+      page, limit = int(query["page"]), 4  # The fake serves 4 per page.
+      fields = query["fields"].split(",")
+      items = []
+      for item in AIC_ITEMS[(page - 1) * limit:page * limit]:
+        item = {**{f: None for f in fields}, "department_title": AIC_DEPARTMENT, **item}
+        items.append({"_score": 1.0, **{f: item[f] for f in fields}})
+      answer = fixture("aic_search.json")
+      answer["pagination"] = {"total": len(AIC_ITEMS), "limit": limit,
+                              "offset": (page - 1) * limit,
+                              "total_pages": -(-len(AIC_ITEMS) // limit), "current_page": page}
+      answer["data"] = items
+      answer["config"]["iiif_url"] = self.base + "/aic/iiif"
+      return js(answer)
     if path in self.images:
       data = self.images[path]
       if path == "/img/met/7":
@@ -249,7 +276,8 @@ def fake_server():
 def _config(fake: FakeMuseums, out, **overrides) -> harvest.BuildConfig:
   values = dict(
       out=str(out), met_url=fake.base + "/met", cleveland_url=fake.base + "/cle",
-      aic_url=fake.base + "/aic", aic_iiif_url=fake.base + "/aic/iiif", image_size=32,
+      # The answers' config.iiif_url wins over the flag (AIC builds image URLs from it).
+      aic_url=fake.base + "/aic", aic_iiif_url=fake.base + "/not-the-iiif", image_size=32,
       workers=4, max_concurrency=4, timeout=0.4, retries=2, backoff=0.01,
       max_retry_after=5.0, met_rate=1000.0, cleveland_rate=1000.0, aic_rate=1000.0,
       aic_iiif_rate=1000.0)
@@ -290,13 +318,14 @@ def test_build_all_sources(fake_server, tmp_path, capsys):
       "CHI_302": ("aic", "roman", "", "middle"),
       "CHI_303": ("aic", "greek", "sculpture", ""),      # 330-320 BCE straddles 323.
       "CHI_307": ("aic", "egyptian", "", "late"),
+      "CHI_308": ("aic", "roman", "sculpture", "middle"),  # Culture from artist_display.
   }
   for object_id, (museum, culture, medium, period) in expected.items():
     row = rows[object_id]
     assert (row["museum"], row["culture"], row["medium"], row["period"]) == (
         museum, culture, medium, period), object_id
     assert row["image"] == f"images/{museum}/{object_id}.jpg"
-    assert row["license"] == "CC0-1.0"
+    assert row["license"] == "CC0-1.0" and row["credit"] == ""
     assert row["split"] in ("train", "val", "test")
     assert row["split"] == harvest.assign_split(object_id)
     assert row["source_url"].startswith(fake_server.base)
@@ -317,6 +346,7 @@ def test_build_all_sources(fake_server, tmp_path, capsys):
   assert drops["CLE_203"] == "not CC0"
   assert drops["CHI_304"].startswith("post-antique period: byzantine")
   assert drops["CHI_306"] == "not public domain"
+  assert drops["MET_12"] == "not Egyptian/Greek/Roman: cyprus"  # Read from region.
   assert set(rows) | set(drops) >= set(expected)
   assert not set(rows) & set(drops)
 
