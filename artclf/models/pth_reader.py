@@ -234,7 +234,8 @@ def _read_legacy(f: io.BytesIO, file_size: int) -> dict[str, np.ndarray]:
 
 def _read_storages(f: io.BytesIO, file_size: int, keys, storages: dict[str, _Storage]) -> None:
   """Fills each storage from its bytes: int64 element count, then the elements."""
-  if not isinstance(keys, list) or sorted(map(str, keys)) != sorted(storages):
+  if (not isinstance(keys, list) or not all(isinstance(key, str) for key in keys)
+      or sorted(keys) != sorted(storages)):
     raise PthError("the storage key list does not match the storages the tensors use")
   for key in keys:
     storage = storages[key]

@@ -45,10 +45,11 @@ def _fake_torch(monkeypatch):
   return torch
 
 
-def write_legacy_pth(path, storages, views, monkeypatch, sys_info=None):
+def write_legacy_pth(path, storages, views, monkeypatch, sys_info=None, keys=None):
   """Writes a state dict as torch.save(..., _use_new_zipfile_serialization=False) does.
 
-  `storages`: {key: 1-D float32 or int64 array}; `views`: {name: _View}.
+  `storages`: {key: 1-D float32 or int64 array}; `views`: {name: _View}; `keys`: the
+  storages whose data follow (by default those the views use).
   """
   torch = _fake_torch(monkeypatch)
   storage_type = {np.dtype("float32"): torch.FloatStorage, np.dtype("int64"): torch.LongStorage}
@@ -80,7 +81,7 @@ def write_legacy_pth(path, storages, views, monkeypatch, sys_info=None):
                              "type_sizes": {"short": 2, "int": 4, "long": 4}}, f, protocol=2)
     Pickler(f, protocol=2).dump(collections.OrderedDict(
         (name, Tensor(view)) for name, view in views.items()))
-    keys = sorted({view.key for view in views.values()})
+    keys = sorted({view.key for view in views.values()}) if keys is None else keys
     pickle.dump(keys, f, protocol=2)
     for key in keys:
       f.write(struct.pack("<q", storages[key].size))
@@ -126,6 +127,15 @@ def test_truncated_file_is_refused(tmp_path, monkeypatch):
                    {"fc.weight": _View("0", 0, (100,), (1,))}, monkeypatch)
   path.write_bytes(path.read_bytes()[:-4])
   with pytest.raises(pth_reader.PthError, match=r"model.pth: storage 0: the file ends before"):
+    pth_reader.read_state_dict(path)
+
+
+def test_storage_without_data_is_refused(tmp_path, monkeypatch):
+  path = tmp_path / "model.pth"
+  storages = {"0": np.zeros(2, np.float32), "1": np.zeros(2, np.float32)}
+  write_legacy_pth(path, storages, {"a": _View("0", 0, (2,), (1,)), "b": _View("1", 0, (2,), (1,))},
+                   monkeypatch, keys=["0"])
+  with pytest.raises(pth_reader.PthError, match="storage key list does not match"):
     pth_reader.read_state_dict(path)
 
 
