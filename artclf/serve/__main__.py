@@ -46,8 +46,9 @@ def main(argv) -> int:
     print(f"error: {error}", file=sys.stderr)
     return 2
   startup = server_app.state.startup_seconds
+  host = f"[{_HOST.value}]" if ":" in _HOST.value else _HOST.value  # an IPv6 address
   print(f"artclf: model loaded in {startup['load']:.1f} s, compiled in {startup['compile']:.1f} s; "
-        f"open http://{_HOST.value}:{_PORT.value}/", flush=True)
+        f"open http://{host}:{_PORT.value}/", flush=True)
   logging.info("serving %s on %s:%d", _WORKDIR.value, _HOST.value, _PORT.value)
   uvicorn.run(server_app, host=_HOST.value, port=_PORT.value, log_level="info")
   return 0

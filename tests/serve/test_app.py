@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("fastapi", reason="the app extra is not installed (pip install -e .[app])")
-import httpx  # noqa: E402  (after the skip: the extra brings it)
+httpx = pytest.importorskip("httpx", reason="the test client needs httpx (pip install -e .[app-test])")
 from fastapi.testclient import TestClient  # noqa: E402
 
 import artclf  # noqa: E402
