@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("fastapi", reason="the app extra is not installed (pip install -e .[app])")
-httpx = pytest.importorskip("httpx", reason="the test client needs httpx (pip install -e .[app-test])")
+httpx2 = pytest.importorskip("httpx2", reason="the test client needs httpx2 (pip install -e .[app-test])")
 from fastapi.testclient import TestClient  # noqa: E402
 
 import artclf  # noqa: E402
@@ -151,8 +151,8 @@ def test_concurrent_requests_each_get_their_own_answer(model):
   photos = [jpeg_bytes(seed) for seed in range(8)]
 
   async def send_all():
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as session:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://test") as session:
       return await asyncio.gather(*[
           session.post("/api/predict", files=[("files", (f"{i}.jpg", data))])
           for i, data in enumerate(photos)])

@@ -1,13 +1,15 @@
 """End to end in a real headless browser: Debian's Chromium driven by Playwright.
 
 Loads the page from a real uvicorn server, uploads two photos (one with markup in its
-name) and a text file, checks the labels shown against `artclf.predict`, looks at the
-Grad-CAM overlays, corrects one label and downloads the CSV. Skips, saying why, where
+name) and a text file, checks the labels shown against `artclf.predict`, drops a photo
+and fetches one by URL, looks at the Grad-CAM overlays, corrects one label and downloads
+the CSV. Skips, saying why, where
 Playwright or the system Chromium is missing (`apt-get install chromium`; Playwright's
 own browser download is never used). With ARTCLF_SCREENSHOT=PATH it also saves the
 page there (the README's picture: docs/images/serve.png).
 """
 
+import base64
 import csv
 import io
 import os
@@ -64,8 +66,10 @@ def temple() -> bytes:
 
 @pytest.fixture(scope="module")
 def base_url(served_workdir):
+  settings = serve_config.get_config()
+  settings.url_allow_private_hosts = True  # the test's image server is on loopback
   # As `python -m artclf.serve` starts: the model loaded, compiled and Grad-CAM warmed up.
-  with serve_in_thread(app_lib.load_app(served_workdir, serve_config.get_config())) as url:
+  with serve_in_thread(app_lib.load_app(served_workdir, settings)) as url:
     yield url
 
 
@@ -88,7 +92,8 @@ def check_row_shows(row, expected: dict):
     assert cell.locator(".runner-up").inner_text().startswith(f"runner-up: {ranked[1][0]} ")
 
 
-def test_classify_correct_and_export_a_batch(browser, base_url, served_workdir, tmp_path):
+def test_classify_correct_and_export_a_batch(browser, base_url, served_workdir, image_server,
+                                              tmp_path):
   photos = {"amphora.jpg": ("image/jpeg", amphora()), XSS_NAME: ("image/png", temple())}
   model = predict.load_model(served_workdir)
   expected = {name: artclf.predict(Image.open(io.BytesIO(data)), model=model)
@@ -106,6 +111,7 @@ def test_classify_correct_and_export_a_batch(browser, base_url, served_workdir, 
   sync_api.expect(page.locator("tr.done")).to_have_count(2)
   sync_api.expect(page.locator("tr.error")).to_have_count(1)
   sync_api.expect(page.locator("#progress-section")).to_be_hidden()
+  assert page.locator("#progress-text").text_content() == "Classifying: 3 of 3 done"
 
   rows = {name: page.locator("tr.done").filter(has=page.locator(".name", has_text=name))
           for name in photos}
@@ -115,6 +121,20 @@ def test_classify_correct_and_export_a_batch(browser, base_url, served_workdir, 
   assert page.evaluate("window.__xss") is None
   assert "notes.txt" in page.locator("tr.error").inner_text()
   assert "unknown or broken image format" in page.locator("tr.error").inner_text()
+
+  # A photo dropped on the page, and one fetched from a URL, join the batch.
+  page.evaluate("""png => {
+    const bytes = Uint8Array.from(atob(png), c => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
+    document.getElementById("drop-zone").dispatchEvent(
+        new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+  }""", base64.b64encode(temple()).decode())
+  page.fill("#url-input", f"{image_server}/photo.jpg")
+  page.click("#url-form button")
+  sync_api.expect(page.locator("tr.done")).to_have_count(4)
+  for name in ("dropped.png", "photo.jpg"):
+    sync_api.expect(page.locator("tr.done .name", has_text=name)).to_have_count(1)
 
   first = rows["amphora.jpg"]
   model_label = expected["amphora.jpg"]["culture"]["label"]
@@ -133,7 +153,8 @@ def test_classify_correct_and_export_a_batch(browser, base_url, served_workdir, 
   download = download_info.value
   assert download.suggested_filename == "artclf_batch.csv"
   table = {row["image"]: row for row in csv.DictReader(io.StringIO(pathlib.Path(download.path()).read_text()))}
-  assert set(table) == set(photos)  # the refused file is not exported
+  assert set(table) == set(photos) | {"dropped.png", "photo.jpg"}  # not the refused file
+  assert table["photo.jpg"]["source_url"] == f"{image_server}/photo.jpg"
   assert table["amphora.jpg"]["culture"] == corrected
   assert table["amphora.jpg"]["predicted_culture"] == model_label
   assert table["amphora.jpg"]["corrected"] == "culture"

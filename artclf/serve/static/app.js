@@ -230,7 +230,7 @@ function runnerUp(distribution) {
 function showResult(row, result) {
   row.result = result;
   row.tr.className = "done";
-  row.status.textContent = "";
+  row.status.textContent = row.sourceUrl ? `from ${new URL(row.sourceUrl).host}` : "";
   if (result.unfamiliar) {
     row.status.append(el("span", {class: "badge unfamiliar", text: "unfamiliar photo",
                                   title: "unlike the photos the model was trained on"}));
@@ -342,9 +342,11 @@ async function exportCsv() {
 function clearBatch() {
   for (const row of state.rows) if (row.thumbUrl) URL.revokeObjectURL(row.thumbUrl);
   state.rows = [];
+  state.total -= state.queue.length;  // the waiting ones will never finish
   state.queue = [];
   $("result-rows").replaceChildren();
   $("messages").replaceChildren();
+  updateProgress();
   updateSummary();
 }
 
