@@ -114,24 +114,8 @@ def check_export(rows: list[ExportRow], max_rows: int) -> list[dict]:
   return checked
 
 
-def create_app(model, settings: ml_collections.ConfigDict) -> FastAPI:
-  """The app for one `TrainedModel` and the serve settings (configs/serve/default.py)."""
-  runner = ModelRunner(model, settings.low_confidence_threshold, settings.flip_tta,
-                       settings.overlay_size)
-  # No /docs: Swagger UI loads its scripts from a CDN, which the page's policy (and an
-  # offline desk) refuses. The schema is at /api/openapi.json.
-  app = FastAPI(title="artclf", summary="Culture, medium and period of ancient artworks",
-                docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
-  app.state.runner = runner
-  app.state.settings = settings
-  http_errors.install(app)
-  app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
-  app.add_middleware(SecurityHeadersMiddleware)
-  app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-  @app.get("/", include_in_schema=False)
-  async def page():
-    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+def add_model_routes(app: FastAPI, runner: ModelRunner, settings: ml_collections.ConfigDict) -> None:
+  """/api/health, /api/predict and /api/explain: the API for collection systems."""
 
   @app.get("/api/health")
   async def health() -> dict[str, Any]:
@@ -154,6 +138,15 @@ def create_app(model, settings: ml_collections.ConfigDict) -> FastAPI:
     picture, = await run_in_threadpool(uploads.decode_all, batch, settings.max_pixels)
     return {"image": batch[0].name, "overlays": await run_in_threadpool(runner.explain, picture)}
 
+
+def add_page_routes(app: FastAPI, settings: ml_collections.ConfigDict) -> None:
+  """The page, its static files, and the two calls only it needs: /api/fetch and /api/export."""
+  app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+  @app.get("/", include_in_schema=False)
+  async def page():
+    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
   @app.post("/api/fetch")
   async def fetch(request: FetchRequest) -> Response:
     """The image at a URL, checked, for the page to predict like an uploaded file."""
@@ -169,6 +162,22 @@ def create_app(model, settings: ml_collections.ConfigDict) -> FastAPI:
     return Response(export.to_csv(rows), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="artclf_batch.csv"'})
 
+
+def create_app(model, settings: ml_collections.ConfigDict) -> FastAPI:
+  """The app for one `TrainedModel` and the serve settings (configs/serve/default.py)."""
+  runner = ModelRunner(model, settings.low_confidence_threshold, settings.flip_tta,
+                       settings.overlay_size)
+  # No /docs: Swagger UI loads its scripts from a CDN, which the page's policy (and an
+  # offline desk) refuses. The schema is at /api/openapi.json.
+  app = FastAPI(title="artclf", summary="Culture, medium and period of ancient artworks",
+                docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+  app.state.runner = runner
+  app.state.settings = settings
+  http_errors.install(app)
+  app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+  app.add_middleware(SecurityHeadersMiddleware)
+  add_model_routes(app, runner, settings)
+  add_page_routes(app, settings)
   return app
 
 

@@ -92,72 +92,91 @@ def check_row_shows(row, expected: dict):
     assert cell.locator(".runner-up").inner_text().startswith(f"runner-up: {ranked[1][0]} ")
 
 
-def test_classify_correct_and_export_a_batch(browser, base_url, served_workdir, image_server,
-                                              tmp_path):
-  photos = {"amphora.jpg": ("image/jpeg", amphora()), XSS_NAME: ("image/png", temple())}
-  model = predict.load_model(served_workdir)
-  expected = {name: artclf.predict(Image.open(io.BytesIO(data)), model=model)
-              for name, (_, data) in photos.items()}
+DROP_FILE = """png => {
+  const bytes = Uint8Array.from(atob(png), c => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
+  document.getElementById("drop-zone").dispatchEvent(
+      new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+}"""
+
+
+def open_page(browser, base_url):
+  """The page, loaded, and the list its script errors and policy violations go to."""
   page = browser.new_page(viewport={"width": 1180, "height": 900}, accept_downloads=True)
   problems = []
   page.on("console", lambda message: message.type == "error" and problems.append(message.text))
   page.on("pageerror", lambda error: problems.append(str(error)))
   page.goto(base_url)
   sync_api.expect(page.locator("#model-info")).to_contain_text("tiny trunk")
+  return page, problems
 
+
+def pick_files(page, photos: dict):
   files = [{"name": name, "mimeType": mime, "buffer": data} for name, (mime, data) in photos.items()]
   files.append({"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a photo"})
   page.set_input_files("#file-input", files)
-  sync_api.expect(page.locator("tr.done")).to_have_count(2)
+  sync_api.expect(page.locator("tr.done")).to_have_count(len(photos))
   sync_api.expect(page.locator("tr.error")).to_have_count(1)
   sync_api.expect(page.locator("#progress-section")).to_be_hidden()
-  assert page.locator("#progress-text").text_content() == "Classifying: 3 of 3 done"
-
-  rows = {name: page.locator("tr.done").filter(has=page.locator(".name", has_text=name))
-          for name in photos}
-  for name, row in rows.items():
-    assert row.locator(".name").inner_text() == name  # the markup in the name stays text
-    check_row_shows(row, expected[name])
-  assert page.evaluate("window.__xss") is None
-  assert "notes.txt" in page.locator("tr.error").inner_text()
+  assert page.locator("#progress-text").text_content() == f"Classifying: {len(files)} of {len(files)} done"
   assert "unknown or broken image format" in page.locator("tr.error").inner_text()
+  return {name: page.locator("tr.done").filter(has=page.locator(".name", has_text=name))
+          for name in photos}
 
-  # A photo dropped on the page, and one fetched from a URL, join the batch.
-  page.evaluate("""png => {
-    const bytes = Uint8Array.from(atob(png), c => c.charCodeAt(0));
-    const transfer = new DataTransfer();
-    transfer.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
-    document.getElementById("drop-zone").dispatchEvent(
-        new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
-  }""", base64.b64encode(temple()).decode())
+
+def drop_and_fetch(page, image_server):
+  """A photo dropped on the page, and one fetched from a URL, join the batch."""
+  before = page.locator("tr.done").count()
+  page.evaluate(DROP_FILE, base64.b64encode(temple()).decode())
   page.fill("#url-input", f"{image_server}/photo.jpg")
   page.click("#url-form button")
-  sync_api.expect(page.locator("tr.done")).to_have_count(4)
+  sync_api.expect(page.locator("tr.done")).to_have_count(before + 2)
   for name in ("dropped.png", "photo.jpg"):
     sync_api.expect(page.locator("tr.done .name", has_text=name)).to_have_count(1)
 
-  first = rows["amphora.jpg"]
-  model_label = expected["amphora.jpg"]["culture"]["label"]
-  corrected = next(c for c in labels.CLASSES["culture"] if c != model_label)
-  first.locator("td[data-task=culture] select").select_option(corrected)
-  sync_api.expect(first.locator("td[data-task=culture]")).to_have_class("task corrected")
-  sync_api.expect(page.locator("#batch-summary")).to_contain_text("1 corrected")
 
-  first.locator(".explain-button").click()
-  overlays = page.locator("tr.explain-row figure img")
-  sync_api.expect(overlays).to_have_count(3)
+def correct_and_explain(page, row, task: str, label: str):
+  row.locator(f"td[data-task={task}] select").select_option(label)
+  sync_api.expect(row.locator(f"td[data-task={task}]")).to_have_class("task corrected")
+  sync_api.expect(page.locator("#batch-summary")).to_contain_text("1 corrected")
+  row.locator(".explain-button").click()
+  sync_api.expect(page.locator("tr.explain-row figure img")).to_have_count(len(labels.TASKS))
   page.wait_for_function("[...document.querySelectorAll('tr.explain-row img')].every(i => i.naturalWidth > 0)")
 
+
+def download_csv(page) -> dict[str, dict]:
   with page.expect_download() as download_info:
     page.click("#export-button")
   download = download_info.value
   assert download.suggested_filename == "artclf_batch.csv"
-  table = {row["image"]: row for row in csv.DictReader(io.StringIO(pathlib.Path(download.path()).read_text()))}
+  text = pathlib.Path(download.path()).read_text()
+  return {row["image"]: row for row in csv.DictReader(io.StringIO(text))}
+
+
+def test_classify_correct_and_export_a_batch(browser, base_url, served_workdir, image_server,
+                                              tmp_path):
+  photos = {"amphora.jpg": ("image/jpeg", amphora()), XSS_NAME: ("image/png", temple())}
+  model = predict.load_model(served_workdir)
+  expected = {name: artclf.predict(Image.open(io.BytesIO(data)), model=model)
+              for name, (_, data) in photos.items()}
+  page, problems = open_page(browser, base_url)
+  rows = pick_files(page, photos)
+  for name, row in rows.items():
+    assert row.locator(".name").inner_text() == name  # the markup in the name stays text
+    check_row_shows(row, expected[name])
+  assert page.evaluate("window.__xss") is None
+  drop_and_fetch(page, image_server)
+  model_label = expected["amphora.jpg"]["culture"]["label"]
+  corrected = next(c for c in labels.CLASSES["culture"] if c != model_label)
+  correct_and_explain(page, rows["amphora.jpg"], "culture", corrected)
+
+  table = download_csv(page)
   assert set(table) == set(photos) | {"dropped.png", "photo.jpg"}  # not the refused file
   assert table["photo.jpg"]["source_url"] == f"{image_server}/photo.jpg"
-  assert table["amphora.jpg"]["culture"] == corrected
-  assert table["amphora.jpg"]["predicted_culture"] == model_label
-  assert table["amphora.jpg"]["corrected"] == "culture"
+  amphora_row = table["amphora.jpg"]
+  assert (amphora_row["culture"], amphora_row["predicted_culture"]) == (corrected, model_label)
+  assert amphora_row["corrected"] == "culture"
   for task in labels.TASKS:
     assert table[XSS_NAME][task] == expected[XSS_NAME][task]["label"]
     assert float(table[XSS_NAME][f"{task}_probability"]) == pytest.approx(
