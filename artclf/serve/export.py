@@ -1,0 +1,54 @@
+"""A checked batch as CSV in the labels.csv format, so that corrected batches become training data.
+
+Columns: `image, culture, medium, period, split` as labels.csv has them, where the three
+labels are the ones the cataloguer accepted or corrected ('' = unknown), then
+`predicted_<task>` and `<task>_probability` for what the model said, `corrected` (the
+tasks the person changed, space-separated) and `source_url` (for images fetched from a URL).
+
+`split` is written empty on purpose: `artclf.data.labels_csv` refuses a row without a
+split, so a batch cannot go into training before someone decides where it belongs. Put
+the CSV beside the photos as labels.csv (or append its rows to one) and fill the split.
+
+A cell that a spreadsheet would run as a formula (starting with = + - @, tab or CR) gets
+a leading apostrophe: file names and URLs come from outside.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Iterable
+
+from artclf import labels
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def columns() -> list[str]:
+  predicted = []
+  for task in labels.TASKS:
+    predicted += [f"predicted_{task}", f"{task}_probability"]
+  return ["image", *labels.TASKS, "split", *predicted, "corrected", "source_url"]
+
+
+def safe_cell(text: str) -> str:
+  return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_row(row: dict) -> list[str]:
+  """row: image, labels {task: name or ''}, predicted (predict's result dict), source_url."""
+  chosen, predicted = row["labels"], row["predicted"]
+  cells = [safe_cell(row["image"]), *(chosen[task] for task in labels.TASKS), ""]
+  for task in labels.TASKS:
+    cells += [predicted[task]["label"], f"{float(predicted[task]['probability']):.6f}"]
+  corrected = [task for task in labels.TASKS if chosen[task] != predicted[task]["label"]]
+  return cells + [" ".join(corrected), safe_cell(row.get("source_url") or "")]
+
+
+def to_csv(rows: Iterable[dict]) -> str:
+  buffer = io.StringIO()
+  writer = csv.writer(buffer, lineterminator="\n")
+  writer.writerow(columns())
+  for row in rows:
+    writer.writerow(csv_row(row))
+  return buffer.getvalue()
