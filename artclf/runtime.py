@@ -1,8 +1,12 @@
 """Process-wide settings for artclf's entry points: XLA CPU flags and quiet library logs.
 
 Call `configure()` at the top of every entry point (train, evaluate, predict, benches),
-before the first JAX computation. `configure_xla_cpu()` appends the project's flags to the user's
-`XLA_FLAGS`; a flag the user already set keeps the user's value. Once JAX has initialised
+before the first JAX computation; importing artclf itself changes nothing.
+`configure_xla_cpu()` appends the project's flags to the user's `XLA_FLAGS`; a flag the
+user already set keeps the user's value. XLA aborts the process on a flag it does not
+know, and flags come and go between jaxlib releases, so each flag is first tried once in
+a child process with the installed jaxlib (the answer is cached per jaxlib version), and
+one that this jaxlib does not know is left out with a warning. Once JAX has initialised
 its backends the flags can no longer take effect, so it then only warns.
 
 The flags were chosen by measurement (`bench/xla_flag_sweep.py`, results in
@@ -11,8 +15,11 @@ The flags were chosen by measurement (`bench/xla_flag_sweep.py`, results in
 
 from __future__ import annotations
 
+import json
 import logging as std_logging
 import os
+import pathlib
+import subprocess
 import sys
 import warnings
 
@@ -57,8 +64,45 @@ def configure_xla_cpu(flags: dict[str, str] | None = None, warn: bool = True) ->
         f"XLA flags {to_add} not applied. Call it before the first JAX computation.",
         RuntimeWarning, stacklevel=2)
     return []
-  os.environ["XLA_FLAGS"] = " ".join(([existing] if existing.strip() else []) + to_add)
+  unknown = [flag for flag in to_add if not known_to_jaxlib(flag)]
+  if unknown:
+    warnings.warn(f"the installed jaxlib does not know the XLA flags {unknown}; running without",
+                  RuntimeWarning, stacklevel=2)
+    to_add = [flag for flag in to_add if flag not in unknown]
+  if to_add:
+    os.environ["XLA_FLAGS"] = " ".join(([existing] if existing.strip() else []) + to_add)
   return to_add
+
+
+def _probe_cache_path() -> pathlib.Path:
+  cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+  return pathlib.Path(cache_home) / "artclf" / "xla_flags.json"
+
+
+def known_to_jaxlib(flag: str) -> bool:
+  """Whether the installed jaxlib starts with `flag` in XLA_FLAGS (tried in a child process)."""
+  try:
+    from importlib import metadata  # pylint: disable=import-outside-toplevel
+    version = metadata.version("jaxlib")
+  except Exception:  # pylint: disable=broad-except  # no jaxlib metadata: just try
+    version = "unknown"
+  key = f"{version} {flag}"
+  path = _probe_cache_path()
+  try:
+    cache = json.loads(path.read_text())
+  except (OSError, ValueError):
+    cache = {}
+  if key not in cache:
+    env = dict(os.environ, XLA_FLAGS=flag, JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"], env=env,
+                            capture_output=True, timeout=120, check=False)
+    cache[key] = result.returncode == 0
+    try:
+      path.parent.mkdir(parents=True, exist_ok=True)
+      path.write_text(json.dumps(cache, indent=1))
+    except OSError:
+      pass  # a read-only home: probe again next time
+  return bool(cache[key])
 
 
 _QUIET_PATHS = tuple(os.sep + name + os.sep for name in ("orbax", "grain", "jax",

@@ -1,10 +1,22 @@
-"""configure_xla_cpu appends flags, keeps the user's, and does nothing once JAX runs."""
+"""configure_xla_cpu appends flags the jaxlib knows, keeps the user's, and does nothing once JAX
+runs; importing artclf touches no flag."""
+
+import os
+import subprocess
+import sys
 
 import pytest
 
 from artclf import runtime
+from tests.conftest import REPO_ROOT
 
 FLAGS = {"xla_cpu_a": "1", "xla_cpu_b": "x,y"}
+
+
+@pytest.fixture(autouse=True)
+def _every_flag_known(monkeypatch, request):
+  if "real_probe" not in request.keywords:
+    monkeypatch.setattr(runtime, "known_to_jaxlib", lambda flag: True)
 
 
 def test_appends_flags_and_keeps_user_values(monkeypatch):
@@ -27,3 +39,30 @@ def test_warns_and_changes_nothing_after_backend_start(monkeypatch):
   with pytest.warns(RuntimeWarning, match="after JAX initialised"):
     assert runtime.configure_xla_cpu(FLAGS) == []
   assert runtime.os.environ["XLA_FLAGS"] == "--other=2"
+
+
+def test_a_flag_the_jaxlib_does_not_know_is_left_out(monkeypatch):
+  monkeypatch.setattr(runtime, "_jax_backend_started", lambda: False)
+  monkeypatch.setattr(runtime, "known_to_jaxlib", lambda flag: "xla_cpu_a" not in flag)
+  monkeypatch.delenv("XLA_FLAGS", raising=False)
+  with pytest.warns(RuntimeWarning, match="does not know"):
+    assert runtime.configure_xla_cpu(FLAGS) == ["--xla_cpu_b=x,y"]
+  assert runtime.os.environ["XLA_FLAGS"] == "--xla_cpu_b=x,y"
+
+
+@pytest.mark.real_probe
+def test_the_probe_asks_the_installed_jaxlib(monkeypatch, tmp_path):
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+  assert not runtime.known_to_jaxlib("--xla_artclf_no_such_flag=1")
+  assert runtime.known_to_jaxlib("--xla_cpu_enable_fast_math=false")
+  assert (tmp_path / "artclf" / "xla_flags.json").exists()  # asked once per jaxlib
+
+
+def test_importing_artclf_leaves_xla_flags_alone():
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
+             PYTHONPATH=str(REPO_ROOT))
+  code = ("import os, artclf, artclf.serve.predict, artclf.train.trainer; "
+          "print(os.environ['XLA_FLAGS'])")
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       check=True, cwd=REPO_ROOT).stdout.strip()
+  assert out == "--xla_force_host_platform_device_count=1"

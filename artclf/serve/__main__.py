@@ -1,7 +1,7 @@
 """Serves the web page and JSON API: python -m artclf.serve --workdir=DIR [--port=8000]
 
   python -m artclf.serve --workdir=checkpoints/cpu_quick
-  python -m artclf.serve --workdir=... --config=configs/serve/default.py --config.max_batch_size=64
+  python -m artclf.serve --workdir=... --config=configs/serve.py --config.max_batch_size=64
 
 Needs the app extra (`pip install -e .[app]`). The model loads and compiles once, before
 the server starts listening; then open http://127.0.0.1:8000/. It listens on loopback
@@ -17,7 +17,7 @@ from ml_collections import config_flags
 from artclf import runtime
 
 # configs/ sits beside the artclf package in a checkout (and an editable install).
-DEFAULT_CONFIG = pathlib.Path(__file__).resolve().parents[2] / "configs" / "serve" / "default.py"
+DEFAULT_CONFIG = pathlib.Path(__file__).resolve().parents[2] / "configs" / "serve.py"
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir (its best checkpoint is used).",
                                required=True)

@@ -126,8 +126,8 @@ def add_model_routes(app: FastAPI, runner: ModelRunner, settings: ml_collections
     """Labels and calibrated probabilities per image: every field `artclf.predict` returns."""
     uploads.check_count(len(files), settings.max_batch_size)
     batch = await read_uploads(files, settings.max_file_bytes)
-    pictures = await run_in_threadpool(uploads.decode_all, batch, settings.max_pixels)
-    results = await run_in_threadpool(runner.predict, pictures)
+    await run_in_threadpool(uploads.decode_all, batch, settings.max_pixels)  # refuse bad files
+    results = await run_in_threadpool(runner.predict, [upload.data for upload in batch])
     return {"results": [{"image": upload.name, **result}
                         for upload, result in zip(batch, results)]}
 
@@ -136,7 +136,8 @@ def add_model_routes(app: FastAPI, runner: ModelRunner, settings: ml_collections
     """Grad-CAM overlays (PNG data URLs) per task: where each head looked."""
     batch = await read_uploads([file], settings.max_file_bytes)
     picture, = await run_in_threadpool(uploads.decode_all, batch, settings.max_pixels)
-    return {"image": batch[0].name, "overlays": await run_in_threadpool(runner.explain, picture)}
+    overlays = await run_in_threadpool(runner.explain, picture, batch[0].data)
+    return {"image": batch[0].name, "overlays": overlays}
 
 
 def add_page_routes(app: FastAPI, settings: ml_collections.ConfigDict) -> None:
@@ -164,7 +165,7 @@ def add_page_routes(app: FastAPI, settings: ml_collections.ConfigDict) -> None:
 
 
 def create_app(model, settings: ml_collections.ConfigDict) -> FastAPI:
-  """The app for one `TrainedModel` and the serve settings (configs/serve/default.py)."""
+  """The app for one `TrainedModel` and the serve settings (configs/serve.py)."""
   runner = ModelRunner(model, settings.low_confidence_threshold, settings.flip_tta,
                        settings.overlay_size)
   # No /docs: Swagger UI loads its scripts from a CDN, which the page's policy (and an

@@ -58,10 +58,14 @@ class ModelRunner:
     self.overlay_size = overlay_size
     self._lock = threading.Lock()
 
-  def predict(self, pictures: Sequence[Image.Image]) -> list[dict]:
-    """One JSON-safe dict per picture: predict's fields and `low_confidence` (a list of tasks)."""
+  def predict(self, images: Sequence[bytes | Image.Image]) -> list[dict]:
+    """One JSON-safe dict per image: predict's fields and `low_confidence` (a list of tasks).
+
+    Pass the uploaded files' bytes: they are then decoded exactly as `artclf.predict`
+    and `artclf.evaluate` decode files.
+    """
     with self._lock:
-      results = predict_lib.predict(list(pictures), model=self.model, flip_tta=self.flip_tta)
+      results = predict_lib.predict(list(images), model=self.model, flip_tta=self.flip_tta)
     out = []
     for result in results:
       item = to_jsonable(result)
@@ -69,10 +73,14 @@ class ModelRunner:
       out.append(item)
     return out
 
-  def explain(self, picture: Image.Image) -> dict[str, str]:
-    """{task: PNG data URL of the Grad-CAM overlay}, at most `overlay_size` px on a side."""
+  def explain(self, picture: Image.Image, data: bytes | None = None) -> dict[str, str]:
+    """{task: PNG data URL of the Grad-CAM overlay}, at most `overlay_size` px on a side.
+
+    `data`, the file's bytes, gives the view the model saw in `predict`.
+    """
     with self._lock:
-      heatmaps = gradcam.explain(self.model, picture)
+      view = None if data is None else self.model.view(data)
+      heatmaps = gradcam.explain(self.model, picture, view)
     shown = picture.copy()
     shown.thumbnail((self.overlay_size, self.overlay_size), Image.Resampling.LANCZOS)
     overlays = {}

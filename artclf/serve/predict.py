@@ -22,7 +22,7 @@ from PIL import Image
 from artclf import labels
 from artclf.data import images as image_io
 
-ImageInput = Any  # a path (str / PathLike), a PIL image, or an RGB/grey array
+ImageInput = Any  # a path (str / PathLike), a file's bytes, a PIL image, or an RGB/grey array
 
 
 @functools.lru_cache(maxsize=4)
@@ -44,6 +44,8 @@ def read_input(image: ImageInput) -> bytes | Image.Image:
   """
   if isinstance(image, Image.Image):
     return image_io.to_rgb(image)
+  if isinstance(image, (bytes, bytearray, memoryview)):
+    return bytes(image)  # an encoded file, e.g. an upload
   if isinstance(image, np.ndarray):
     return array_to_picture(image)
   if isinstance(image, (str, os.PathLike)):
@@ -54,7 +56,8 @@ def read_input(image: ImageInput) -> bytes | Image.Image:
       return pathlib.Path(text).read_bytes()
     except OSError as error:
       raise ValueError(f"cannot read {text}: {error.strerror or error}") from None
-  raise TypeError(f"cannot predict on a {type(image).__name__}: give a path, a PIL image or an array")
+  raise TypeError(f"cannot predict on a {type(image).__name__}: give a path, a file's bytes, a PIL "
+                  "image or an array")
 
 
 def to_picture(image: ImageInput) -> Image.Image:
@@ -115,8 +118,9 @@ def predict(images: ImageInput | Sequence[ImageInput], workdir: str | os.PathLik
   """Labels and probabilities for one image or many.
 
   Args:
-    images: a path, PIL image or array (H x W x 3 RGB; uint8, uint16, or floats in
-      [0, 1]), or a list of them, or an N x H x W x 3 array.
+    images: a path, a file's bytes, a PIL image or an array (H x W x 3 RGB; uint8,
+      uint16, or floats in [0, 1]), or a list of them, or an N x H x W x 3 array. Paths
+      and bytes are decoded as evaluate decodes the dataset's files.
     workdir: a training workdir (its best checkpoint is used), or
     model: an already loaded `artclf.serve.trained_model.TrainedModel`.
     flip_tta: average with the horizontally mirrored image (None: as calibrated).

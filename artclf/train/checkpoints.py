@@ -36,11 +36,19 @@ class RunCheckpoints:
         item_names=("state", "meta"))
 
   def save(self, global_step: int, state, meta: dict, data_state: dict | None = None) -> None:
+    # One manager saves at a time: on several hosts orbax synchronises each save with
+    # barriers named by step, and the two managers save the same steps.
+    self.best.wait_until_finished()
     self.latest.save(global_step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta),
         data=ocp.args.JsonSave(data_state or {})))
 
   def save_best(self, global_step: int, state, meta: dict) -> None:
+    self.latest.wait_until_finished()
+    if global_step in self.best.all_steps():
+      # Left by a run killed after it saved this best and before its next checkpoint: the
+      # resumed run recomputes the same state, which replaces it.
+      self.best.delete(global_step)
     self.best.save(global_step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
 

@@ -20,7 +20,7 @@ from artclf import labels  # noqa: E402
 from artclf.data import labels_csv  # noqa: E402
 from artclf.serve import app as app_lib  # noqa: E402
 from artclf.serve import export, predict  # noqa: E402
-from configs.serve import default as serve_config  # noqa: E402
+from configs import serve as serve_config  # noqa: E402
 from tests.serve.conftest import jpeg_bytes  # noqa: E402
 
 

@@ -27,7 +27,7 @@ import artclf  # noqa: E402
 from artclf import labels  # noqa: E402
 from artclf.serve import app as app_lib  # noqa: E402
 from artclf.serve import predict  # noqa: E402
-from configs.serve import default as serve_config  # noqa: E402
+from configs import serve as serve_config  # noqa: E402
 from tests.serve.live_server import serve_in_thread  # noqa: E402
 
 CHROMIUM = os.environ.get("ARTCLF_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

@@ -1,6 +1,6 @@
 """The local web page and JSON API for one catalogue desk: limits on uploads, URLs and batches.
 
-  python -m artclf.serve --workdir=checkpoints/cpu_quick [--port=8000] [--config=configs/serve/default.py]
+  python -m artclf.serve --workdir=checkpoints/cpu_quick [--port=8000] [--config=configs/serve.py]
 
 Then open http://127.0.0.1:8000/ (the JSON API is under /api, its schema at
 /api/openapi.json). Any value can be overridden on the command line, e.g.
