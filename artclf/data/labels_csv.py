@@ -20,8 +20,10 @@ exist but cannot be decoded are all collected first, then reported together
 then they are listed in `LabelledDataset.bad_images` and logged.
 """
 
+import codecs
 import csv
 import dataclasses
+import io
 import logging
 import os
 import pathlib
@@ -93,12 +95,18 @@ def load_dataset(source_dir: str | os.PathLike, *, splits=DEFAULT_SPLITS,
   if not csv_path.is_file():
     raise DatasetError(f"{csv_path}: no {LABELS_FILE} in the dataset folder")
   examples, metadata_columns = _read_rows(csv_path, tuple(splits))
+  if not examples:
+    raise DatasetError(f"{csv_path} has a header but no rows: add one row per image")
   bad_images = _find_bad_images(source_dir, examples) if check_images else []
   if bad_images:
     listing = "\n".join(f"  line {b.line}: {b.image}: {b.reason}" for b in bad_images)
+    shown = "; ".join(f"line {b.line}: {b.image}: {b.reason}" for b in bad_images[:5])
+    more = f"; and {len(bad_images) - 5} more (all in the log)" if len(bad_images) > 5 else ""
     summary = f"{csv_path}: {len(bad_images)} of {len(examples)} images cannot be decoded"
     if not skip_bad_images:
-      raise DatasetError(f"{summary} (pass skip_bad_images=True to skip them):\n{listing}")
+      logging.error("%s:\n%s", summary, listing)
+      raise DatasetError(f"{summary} ({shown}{more}); fix or remove them, or skip them with "
+                         "--skip_bad_images (training: --config.data.skip_bad_images=True)")
     logging.warning("%s; skipping them:\n%s", summary, listing)
     bad_paths = {b.image for b in bad_images}
     examples = [e for e in examples if e.image not in bad_paths]
@@ -106,11 +114,41 @@ def load_dataset(source_dir: str | os.PathLike, *, splits=DEFAULT_SPLITS,
                          metadata_columns=metadata_columns, bad_images=tuple(bad_images))
 
 
+def read_text(csv_path: pathlib.Path) -> str:
+  """labels.csv as text: UTF-8 (with or without a BOM) or UTF-16/32 with a BOM.
+
+  Anything else is refused with the line and byte where decoding failed.
+  """
+  data = csv_path.read_bytes()
+  for bom, encoding in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+                        (codecs.BOM_UTF8, "utf-8-sig")):
+    if data.startswith(bom):
+      return data.decode(encoding)
+  try:
+    return data.decode("utf-8")
+  except UnicodeDecodeError as error:
+    line = data[:error.start].count(b"\n") + 1
+    raise DatasetError(
+        f"{csv_path}, line {line}: byte 0x{data[error.start]:02x} is not UTF-8; save the file "
+        "as UTF-8 (a spreadsheet's 'CSV UTF-8' export; Latin-1 or Windows-1252 files must be "
+        "converted)") from None
+
+
+def _check_delimiter(csv_path: pathlib.Path, header: list[str]) -> None:
+  if len(header) == 1:
+    for delimiter, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+      if delimiter in header[0]:
+        raise DatasetError(f"{csv_path}, line 1: the columns are separated by {name}; "
+                           "artclf reads comma-separated files (save as CSV with commas)")
+
+
 def _read_rows(csv_path: pathlib.Path,
                splits: tuple[str, ...]) -> tuple[list[Example], tuple[str, ...]]:
-  with open(csv_path, newline="", encoding="utf-8-sig") as f:
+  with io.StringIO(read_text(csv_path), newline="") as f:
     reader = csv.DictReader(f)
     header = reader.fieldnames or []
+    _check_delimiter(csv_path, header)
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
       raise DatasetError(
@@ -143,6 +181,9 @@ def _read_rows(csv_path: pathlib.Path,
         raise DatasetError(f"{where}: split {split!r} is not one of {', '.join(splits)}")
       if not (csv_path.parent / image).is_file():
         raise DatasetError(f"{where}: image file {image!r} not found in {csv_path.parent}")
+      if not _inside(csv_path.parent, csv_path.parent / image):
+        raise DatasetError(f"{where}: image {image!r} is a link to a file outside "
+                           f"{csv_path.parent}; copy the file into the dataset folder")
       examples.append(Example(line=line, image=image, label_ids=label_ids, split=split,
                               metadata={c: row[c] for c in metadata_columns}))
   return examples, metadata_columns
@@ -157,6 +198,11 @@ def _normalise_image_path(raw: str, where: str) -> str:
   if posixpath.isabs(normalised) or normalised.split("/")[0] == "..":
     raise DatasetError(f"{where}: image path {raw!r} is not inside the dataset folder")
   return normalised
+
+
+def _inside(folder: pathlib.Path, path: pathlib.Path) -> bool:
+  """Whether `path`, links resolved, lies inside `folder` (links resolved too)."""
+  return path.resolve().is_relative_to(folder.resolve())
 
 
 def _find_bad_images(source_dir: pathlib.Path, examples: list[Example]) -> list[BadImage]:

@@ -142,8 +142,14 @@ def open_split(data_dir: str | os.PathLike, split: str):
   for name in split.split("+"):
     name = name.strip().split("[")[0]
     if name not in builder.info.splits:
-      raise KeyError(f"split {name!r} (in {split!r}) not in {list(builder.info.splits)}")
+      raise SplitError(f"the dataset in {data_dir} has no split {name!r} (in {split!r}); it has "
+                       f"{', '.join(builder.info.splits)}: give labels.csv rows of that split, "
+                       "or choose another (config.data.train_split / val_split)")
   return builder.as_data_source(split=split)
+
+
+class SplitError(ValueError):
+  """A split that the built dataset does not hold."""
 
 
 def split_names(data_dir: str | os.PathLike) -> list[str]:

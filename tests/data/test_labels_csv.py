@@ -21,7 +21,7 @@ def _jpeg_bytes(seed: int = 0, size=(16, 12)) -> bytes:
 
 
 def _make_folder(tmp_path, rows: str, header: str = HEADER, images=("a.jpg", "b.jpg")):
-  (tmp_path / "img").mkdir(exist_ok=True)
+  (tmp_path / "img").mkdir(parents=True, exist_ok=True)
   for i, name in enumerate(images):
     (tmp_path / "img" / name).write_bytes(_jpeg_bytes(i))
   (tmp_path / "labels.csv").write_text(header + rows)
@@ -125,3 +125,41 @@ def test_row_with_missing_fields(tmp_path):
 def test_no_labels_csv(tmp_path):
   with pytest.raises(DatasetError, match="no labels.csv"):
     labels_csv.load_dataset(tmp_path)
+
+
+def test_utf16_and_utf8_bom_files_are_read(tmp_path):
+  text = HEADER + GOOD_ROWS.replace("Statue", "Statue of Sekhmet \u00e9")
+  for encoding in ("utf-16", "utf-8-sig"):
+    folder = _make_folder(tmp_path / encoding, GOOD_ROWS)
+    (folder / "labels.csv").write_bytes(text.encode(encoding))
+    a, _ = labels_csv.load_dataset(folder).examples
+    assert a.metadata["title"] == "Statue of Sekhmet \u00e9"
+
+
+def test_a_latin1_file_is_refused_naming_the_line_and_the_fix(tmp_path):
+  folder = _make_folder(tmp_path, GOOD_ROWS)
+  rows = GOOD_ROWS.replace("\"Coin, silver\"", "Caf\u00e9")
+  (folder / "labels.csv").write_bytes((HEADER + rows).encode("latin-1"))
+  with pytest.raises(DatasetError, match=r"line 3: byte 0xe9 is not UTF-8; save the file as UTF-8"):
+    labels_csv.load_dataset(folder)
+
+
+def test_a_semicolon_separated_file_gets_a_hint(tmp_path):
+  folder = _make_folder(tmp_path, GOOD_ROWS.replace(",", ";"), header=HEADER.replace(",", ";"))
+  with pytest.raises(DatasetError, match="separated by semicolons"):
+    labels_csv.load_dataset(folder)
+
+
+def test_a_header_without_rows_is_refused(tmp_path):
+  with pytest.raises(DatasetError, match="has a header but no rows"):
+    labels_csv.load_dataset(_make_folder(tmp_path, ""))
+
+
+def test_a_link_to_an_image_outside_the_folder_is_refused(tmp_path):
+  outside = tmp_path / "elsewhere.jpg"
+  outside.write_bytes(_jpeg_bytes(7))
+  folder = _make_folder(tmp_path / "set", GOOD_ROWS)
+  (folder / "img" / "a.jpg").unlink()
+  (folder / "img" / "a.jpg").symlink_to(outside)
+  with pytest.raises(DatasetError, match="line 2: image 'img/a.jpg' is a link to a file outside"):
+    labels_csv.load_dataset(folder)

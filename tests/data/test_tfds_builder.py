@@ -80,5 +80,5 @@ def test_split_expressions(tmp_path):
   tfds_builder.build(source, tmp_path / "out")
   assert len(tfds_builder.open_split(tmp_path / "out", "train+val")) == 3
   assert len(tfds_builder.open_split(tmp_path / "out", "train[:1]")) == 1
-  with pytest.raises(KeyError, match="'tset'"):
+  with pytest.raises(tfds_builder.SplitError, match="'tset'"):
     tfds_builder.open_split(tmp_path / "out", "train+tset")
