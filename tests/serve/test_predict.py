@@ -17,15 +17,8 @@ from tests.data import fixtures as data_fixtures
 
 
 @pytest.fixture(scope="module")
-def tiny_workdir(tmp_path_factory):
-  root = tmp_path_factory.mktemp("tiny_run")
-  config = tiny.get_config()
-  config.data.data_dir = str(data_fixtures.build_synthetic(root, num_train=16, num_val=8))
-  config.data.max_examples = 0
-  config.phase1.epochs = 1
-  config.phase2.epochs = 0
-  trainer.train_and_evaluate(config, root / "run")
-  return root / "run"
+def tiny_workdir(served_workdir):
+  return served_workdir  # the tiny model trained once for tests/serve (conftest.py)
 
 
 def _picture(seed=0, size=(80, 60)):
