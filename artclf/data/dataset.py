@@ -50,39 +50,58 @@ def source_fingerprint(source_dir: str | os.PathLike) -> str | None:
   return digest.hexdigest()
 
 
-def _built_fingerprint(built: pathlib.Path) -> str | None:
+def _record(built: pathlib.Path) -> dict | None:
+  """What a build remembers of its source: {'source_dir', 'fingerprint'}, or None."""
   try:
-    return json.loads((built / FINGERPRINT_FILE).read_text())["fingerprint"]
-  except (OSError, ValueError, KeyError):
+    record = json.loads((built / FINGERPRINT_FILE).read_text())
+    return record if {"source_dir", "fingerprint"} <= set(record) else None
+  except (OSError, ValueError):
     return None
 
 
-def _needs_build(data_dir: pathlib.Path, source_dir, fingerprint: str | None) -> bool:
-  try:
-    built = tfds_builder.dataset_dir(data_dir)
-  except FileNotFoundError:
-    return True
+def _reusable(built: pathlib.Path, source_dir: pathlib.Path) -> tuple[bool, pathlib.Path]:
+  """(whether the build can be used as it is, the folder it is checked against)."""
+  record = _record(built)
+  if record is None:
+    logging.warning("%s does not record its source (an older build): rebuilding it from %s",
+                    built, source_dir)
+    return False, source_dir
+  recorded = pathlib.Path(record["source_dir"])
+  if recorded != source_dir:
+    logging.warning("%s was built from %s, not from %s: using it (delete it to build from %s)",
+                    built, recorded, source_dir, source_dir)
+  fingerprint = source_fingerprint(recorded)
   if fingerprint is None:
-    logging.warning("%s not found: using the dataset built earlier in %s", source_dir, built)
-    return False
-  if _built_fingerprint(built) != fingerprint:
-    logging.warning("%s changed since %s was built from it: rebuilding", source_dir, built)
-    shutil.rmtree(built)
-    return True
-  return False
+    logging.warning("%s not found: using the dataset built from it earlier in %s", recorded, built)
+    return True, recorded
+  if fingerprint != record["fingerprint"]:
+    logging.warning("%s changed since %s was built from it: rebuilding", recorded, built)
+    return False, recorded
+  return True, recorded
 
 
 def build(source_dir, data_dir, *, splits=labels_csv.DEFAULT_SPLITS,
           skip_bad_images: bool = False) -> pathlib.Path:
-  """The build of `source_dir` in `data_dir`: reused if its fingerprint matches, else made."""
-  data_dir = pathlib.Path(data_dir)
-  fingerprint = source_fingerprint(source_dir)
-  if not _needs_build(data_dir, source_dir, fingerprint):
-    return tfds_builder.dataset_dir(data_dir)
+  """The build in `data_dir`: reused while its source is unchanged, else (re)built.
+
+  A build remembers the folder it came from; that folder is the one checked (and
+  rebuilt from) when it differs from `source_dir`.
+  """
+  data_dir, source_dir = pathlib.Path(data_dir), pathlib.Path(source_dir).resolve()
+  try:
+    built = tfds_builder.dataset_dir(data_dir)
+  except FileNotFoundError:
+    built = None
+  if built is not None:
+    reusable, source_dir = _reusable(built, source_dir)
+    if reusable:
+      return built
+    shutil.rmtree(built)
   logging.info("Building the dataset from %s into %s", source_dir, data_dir)
+  fingerprint = source_fingerprint(source_dir)
   built = tfds_builder.build(source_dir, data_dir, splits=splits, skip_bad_images=skip_bad_images)
   (built / FINGERPRINT_FILE).write_text(json.dumps(
-      {"source_dir": str(pathlib.Path(source_dir).resolve()), "fingerprint": fingerprint}))
+      {"source_dir": str(source_dir), "fingerprint": fingerprint}))
   return built
 
 

@@ -118,7 +118,9 @@ def train_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.Gra
   dropout_key = jax.random.fold_in(state.rng, state.step)
 
   def loss_fn(trainable):
-    model = nnx.merge(graphdef, trainable, state.frozen, state.batch_stats)
+    # copy=True: fresh variables in this trace, so that BatchNorm can update its
+    # statistics here when they are trained (config.model.freeze_bn_stats off).
+    model = nnx.merge(graphdef, trainable, state.frozen, state.batch_stats, copy=True)
     logits = _forward(model, batch, start_stage, train=True, dropout_key=dropout_key,
                       frozen_below=frozen_below)
     loss, per_task = losses.total_loss(logits, batch, task_weights, class_weights,

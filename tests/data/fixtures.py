@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from artclf import labels
-from artclf.data import tfds_builder
+from artclf.data import dataset
 
 # Per row: culture, medium, period; cycles so that every class (and unknown) occurs.
 _CULTURES = ["egyptian"] * 6 + ["greek"] * 2 + ["roman", ""]
@@ -34,5 +34,5 @@ def build_synthetic(root, num_train: int = 24, num_val: int = 10) -> str:
     rows.append(f"images/{i:03d}.jpg,OBJ{i},{culture},{medium},{period},{split}")
   (source / "labels.csv").write_text("\n".join(rows) + "\n")
   data_dir = root / "built"
-  tfds_builder.build(source, data_dir)
+  dataset.build(source, data_dir)  # records its source: configs may name data_dir alone
   return data_dir

@@ -57,7 +57,7 @@ def _fixed_batch(batch_size=8, image_size=32, seed=0):
 
 
 def _step_fn(model, trainable, mesh, learning_rate=1e-2, start_stage=0, class_weights=None,
-             ema_decay=0.0):
+             ema_decay=0.0, frozen_below=0):
   schedule = optimizer_lib.learning_rate_schedule(learning_rate, 10, 0.9)
   tx = optax.adam(schedule)
   is_trainable = optimizer_lib.trainable_filter(trainable, model.num_stages)
@@ -65,7 +65,8 @@ def _step_fn(model, trainable, mesh, learning_rate=1e-2, start_stage=0, class_we
                                            ema_decay=ema_decay)
   step = steps.jit_train_step(mesh, graphdef=graphdef, tx=tx, schedule=schedule,
                               task_weights=TASK_WEIGHTS, class_weights=class_weights,
-                              label_smoothing=0.0, start_stage=start_stage, ema_decay=ema_decay)
+                              label_smoothing=0.0, start_stage=start_stage,
+                              frozen_below=frozen_below, ema_decay=ema_decay)
   return step, mesh_lib.put_replicated(state, mesh)
 
 
@@ -213,8 +214,21 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(synthetic_data_dir, t
   assert step_a == step_b == 18
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                params_a, params_b)
-  log = [json.loads(line) for line in (interrupted / "metrics.jsonl").read_text().splitlines()]
-  assert any(r.get("split") == "val" for r in log)
+  # The resumed run's log reads like the uninterrupted one's: each epoch once, the killed
+  # epoch's training loss averaged over all of its steps, the same steps logged.
+  def log_of(workdir):
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  straight_log, resumed_log = log_of(straight), log_of(interrupted)
+  epochs = lambda log, split: [r for r in log if r.get("split") == split]
+  for split in ("train", "val"):
+    a, b = epochs(straight_log, split), epochs(resumed_log, split)
+    assert [r["epoch"] for r in b] == [r["epoch"] for r in a] == [1, 2, 3, 4, 5, 6]
+    for x, y in zip(a, b):
+      for key in ("loss", "mean_balanced_accuracy", "culture_accuracy"):
+        if key in x:
+          assert y[key] == pytest.approx(x[key], rel=1e-5), (split, x["epoch"], key)
+  steps_logged = lambda log: [r["step"] for r in log if "steps_per_sec" in r]
+  assert steps_logged(resumed_log) == steps_logged(straight_log)
 
 
 def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(synthetic_data_dir,
@@ -332,3 +346,54 @@ def test_a_run_with_ema_saves_the_average_as_its_model(synthetic_data_dir, tmp_p
     return np.asarray(kernel["value"] if isinstance(kernel, dict) else kernel)
   np.testing.assert_array_equal(head(saved), head(latest["ema"]))
   assert not np.allclose(head(saved), head(latest["trainable"]))
+
+
+def test_frozen_stages_compute_the_same_function_cached_or_not():
+  """freeze_bn_stats=False: the cached path and the whole-network path train one model."""
+  spec = model_lib.ModelSpec(trunk="tiny", dropout=0.0, freeze_bn_stats=False)
+  new_model = lambda: model_lib.ArtClassifier(spec, rngs=nnx.Rngs(0))  # the step donates it
+  mesh = mesh_lib.make_mesh()
+  first = optimizer_lib.first_trainable_stage("last:1", new_model().num_stages)
+  batch = _fixed_batch(seed=3)
+  frozen_output = new_model().features(batch["image"], end_stage=first)["shared"]
+  cached = {"features": {"shared": np.asarray(frozen_output)},
+            **{task: batch[task] for task in labels.TASKS}}
+
+  def one_step(start_stage, frozen_below, inputs):
+    step, state = _step_fn(new_model(), "last:1", mesh, start_stage=start_stage,
+                           frozen_below=frozen_below)
+    state, metrics = step(state, mesh_lib.to_global(inputs, mesh))
+    return float(metrics["loss"]), jax.device_get(nnx.to_pure_dict(state.trainable))
+
+  loss_cached, params_cached = one_step(first, first, cached)
+  loss_whole, params_whole = one_step(0, first, batch)
+  assert loss_whole == pytest.approx(loss_cached, rel=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+               params_whole, params_cached)
+  # Without frozen_below the frozen stages would normalise with batch statistics.
+  loss_batch_stats, _ = one_step(0, 0, batch)
+  assert abs(loss_batch_stats - loss_cached) > 1e-4
+
+
+def test_ema_averages_the_batchnorm_statistics_it_is_evaluated_with():
+  spec = model_lib.ModelSpec(trunk="tiny", dropout=0.0, freeze_bn_stats=False)
+  model = model_lib.ArtClassifier(spec, rngs=nnx.Rngs(0))
+  mesh = mesh_lib.make_mesh()
+  decay = 0.5
+  step, state = _step_fn(model, "all", mesh, ema_decay=decay)
+  expected = jax.device_get(state.batch_stats)
+  batch = mesh_lib.to_global(_fixed_batch(), mesh)
+  for s in range(3):
+    state, _ = step(state, batch)
+    d = min(decay, (1 + s) / (10 + s))
+    expected = jax.tree.map(lambda e, p: d * e + (1 - d) * p, expected,
+                            jax.device_get(state.batch_stats))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               jax.device_get(state.ema_batch_stats), expected)
+  # The live statistics moved away from the average, and evaluation uses the average.
+  live, averaged = jax.tree.leaves(state.batch_stats)[0], jax.tree.leaves(state.ema_batch_stats)[0]
+  assert not np.allclose(live, averaged)
+  graphdef = steps.split_model(model, optimizer_lib.trainable_filter("all", model.num_stages))[0]
+  evaluated = nnx.state(steps.merge_model(graphdef, state), nnx.BatchStat)
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(evaluated),
+               jax.device_get(state.ema_batch_stats))
