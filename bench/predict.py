@@ -1,4 +1,5 @@
-"""Predict latency (batch 1) and throughput (batch 32) of ResNet50 at 224 px on this CPU.
+"""Predict latency (batch 1) and throughput (batch 32) of ResNet50 at 224 px on this CPU,
+and prediction over a whole collection of files (--collection=N).
 
 Compares artclf's jitted `model(images)` + softmax (its BatchNorms on moving statistics are
 folded into the convolutions, `artclf.models.ops.conv.conv_frozen_batch_norm`), `artclf.predict()` end
@@ -7,12 +8,21 @@ process, see `bench/torch_worker.py`). Repetitions alternate between them so tha
 load change on the machine hits all of them; medians are reported.
 
   PYTHONPATH=. python bench/predict.py [--repetitions 5] [--latency-calls 5]
+
+With --collection=N (2,000 or more), it copies N of the shared set's JPEGs (cycling) into
+a temporary folder, makes a workdir holding the ImageNet-initialised cpu_quick model, and
+runs two child processes under /usr/bin/time -v: the model's forward throughput on views
+already in memory (the batch figure), and `python -m artclf.predict`'s streaming path over
+the files, writing a CSV. It prints both images/s, their ratio and each peak RSS.
+
+  PYTHONPATH=. python bench/predict.py --collection=2000
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 
 from artclf import runtime
 
@@ -40,10 +50,19 @@ def main() -> None:
   parser.add_argument("--repetitions", type=int, default=5)
   parser.add_argument("--latency-calls", type=int, default=5, help="batch-1 calls per repetition")
   parser.add_argument("--no-torch", action="store_true")
+  parser.add_argument("--dtype", default="float32", help="artclf compute dtype (bfloat16 on a GPU)")
+  parser.add_argument("--collection", type=int, default=0, help="files for the collection run")
+  parser.add_argument("--collection-child", choices=("memory", "stream"), help=argparse.SUPPRESS)
+  parser.add_argument("--workdir", help=argparse.SUPPRESS)
+  parser.add_argument("--folder", help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args.collection_child:
+    return collection_child(args)
+  if args.collection:
+    return collection_bench(args)
   print(f"jax {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
 
-  model = ArtClassifier(ModelSpec(), rngs=nnx.Rngs(0))
+  model = ArtClassifier(ModelSpec(compute_dtype=args.dtype), rngs=nnx.Rngs(0))
   batch_images, _ = common.random_batch(args.batch, seed=2)
   single_image = batch_images[:1]
 
@@ -82,6 +101,83 @@ def main() -> None:
             f"{images_per_second[name] / images_per_second['torch']:.2f}x")
   for worker in torch_workers:
     worker.close()
+
+
+# ---------------------------------------------------------------------------
+# A whole collection: streaming prediction against the in-memory batch figure.
+
+
+def collection_bench(args) -> None:
+  import re  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  import tempfile  # pylint: disable=import-outside-toplevel
+  with tempfile.TemporaryDirectory() as tmp:
+    root = pathlib.Path(tmp)
+    workdir = make_workdir(root / "run")
+    folder = copy_collection(root / "photos", args.collection)
+    figures = {}
+    for mode in ("memory", "stream"):
+      result = subprocess.run(
+          ["/usr/bin/time", "-v", sys.executable, __file__, f"--collection-child={mode}",
+           f"--workdir={workdir}", f"--folder={folder}", f"--batch={args.batch}"],
+          capture_output=True, text=True, check=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+      rate = float(re.search(r"RESULT ([0-9.]+)", result.stdout).group(1))
+      rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
+      figures[mode] = (rate, rss / 1024 ** 2)
+      print(f"{mode:6s} {rate:6.2f} images/s   peak RSS {rss / 1024 ** 2:.2f} GiB")
+    print(f"{args.collection} files: streaming at "
+          f"{figures['stream'][0] / figures['memory'][0]:.0%} of the in-memory batch throughput")
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def make_workdir(workdir: pathlib.Path) -> pathlib.Path:
+  """A workdir holding the cpu_quick model, ImageNet-initialised and untrained."""
+  from artclf.train import checkpoints, trainer, workdir as workdir_lib  # pylint: disable=import-outside-toplevel
+  from configs import cpu_quick  # pylint: disable=import-outside-toplevel
+  config = workdir_lib.absolute_paths(cpu_quick.get_config())
+  model = trainer.build_model(config)
+  workdir.mkdir(parents=True)
+  workdir_lib.save_config(workdir, config)
+  manager = checkpoints.RunCheckpoints(workdir)
+  manager.save_best(1, nnx.to_pure_dict(nnx.state(model)), {"bench": True})
+  manager.wait()
+  manager.close()
+  return workdir
+
+
+def copy_collection(folder: pathlib.Path, count: int) -> pathlib.Path:
+  """`count` copies of the shared set's JPEGs, cycling through them."""
+  import shutil  # pylint: disable=import-outside-toplevel
+  shared = sorted((ROOT.parent / "shared" / "data" / "ancient_art" / "images").rglob("*.jpg"))
+  folder.mkdir(parents=True)
+  for i in range(count):
+    shutil.copyfile(shared[i % len(shared)], folder / f"{i:05d}.jpg")
+  return folder
+
+
+def collection_child(args) -> None:
+  import time  # pylint: disable=import-outside-toplevel
+  from artclf.serve import collection  # pylint: disable=import-outside-toplevel
+  from artclf.serve import predict as predict_lib  # pylint: disable=import-outside-toplevel
+  files = collection.expand_inputs([args.folder])
+  model = predict_lib.load_model(args.workdir)
+  if args.collection_child == "memory":
+    views = np.stack([model.view(predict_lib.read_input(f)) for f in files])
+    model.probabilities(views[:args.batch])  # compile
+    start = time.perf_counter()
+    for i in range(0, len(views), args.batch):
+      model.probabilities(views[i:i + args.batch])
+    print(f"RESULT {len(views) / (time.perf_counter() - start):.3f}")
+    return
+  model.probabilities(np.zeros((args.batch, model.image_size, model.image_size, 3), np.uint8))
+  start = time.perf_counter()
+  with open(os.devnull, "w") as quiet:
+    collection.run_cli([args.folder], args.workdir, output=f"{args.folder}.csv",
+                       batch_size=args.batch, stream=quiet)
+  print(f"RESULT {len(files) / (time.perf_counter() - start):.3f}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,18 @@ def _every_flag_known(monkeypatch, request):
     monkeypatch.setattr(runtime, "known_to_jaxlib", lambda flag: True)
 
 
+@pytest.fixture(autouse=True)
+def _xla_flags_restored():
+  """configure_xla_cpu writes os.environ itself: put XLA_FLAGS back as it was, so that no
+  made-up flag reaches the child processes of later tests (XLA aborts on them)."""
+  before = os.environ.get("XLA_FLAGS")
+  yield
+  if before is None:
+    os.environ.pop("XLA_FLAGS", None)
+  else:
+    os.environ["XLA_FLAGS"] = before
+
+
 def test_appends_flags_and_keeps_user_values(monkeypatch):
   monkeypatch.setattr(runtime, "_jax_backend_started", lambda: False)
   monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_b=user --other=2")

@@ -143,10 +143,10 @@ def load(workdir: str | os.PathLike, batch_size: int = 16) -> TrainedModel:
                           nnx.to_pure_dict(state))
   try:
     restored = checkpoints.restore_best_state(workdir, abstract)
-  except (ValueError, KeyError) as error:
+  except checkpoints.CheckpointMismatch as error:
     raise ValueError(
-        f"the best checkpoint in {workdir / 'best'} does not fit {workdir / 'config.json'}: "
-        f"the config was changed after training ({str(error).splitlines()[0][:200]})") from None
+        f"the best checkpoint does not fit {workdir / 'config.json'} (was it edited after "
+        f"training?): {error}") from None
   nnx.replace_by_pure_dict(state, restored)
   nnx.update(model, state)
   temperatures, flip_tta = {task: 1.0 for task in labels.TASKS}, False

