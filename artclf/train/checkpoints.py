@@ -119,14 +119,18 @@ def check_shapes(item_dir: pathlib.Path, abstract_state) -> None:
   Checked from the checkpoint's metadata before restoring: a restore that fails halfway
   leaves orbax's reads in flight, and they end the process with tracebacks.
   """
-  with ocp.StandardCheckpointer() as checkpointer:
-    saved = checkpointer.metadata(item_dir).item_metadata
-  flat_saved = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_flatten_with_path(saved)[0]}
+  saved = ocp.StandardCheckpointHandler().metadata(item_dir)
+  flat_saved = {_name(k): v for k, v in jax.tree_util.tree_flatten_with_path(saved)[0]}
   for key, wanted in jax.tree_util.tree_flatten_with_path(abstract_state)[0]:
-    name = jax.tree_util.keystr(key)
+    name = _name(key)
     have = flat_saved.get(name)
     if have is None:
       raise CheckpointMismatch(f"{item_dir} holds no array {name}")
     if tuple(have.shape) != tuple(wanted.shape):
       raise CheckpointMismatch(f"{item_dir}: {name} was saved with shape {tuple(have.shape)}, "
                                f"the config's model needs {tuple(wanted.shape)}")
+
+
+def _name(path) -> str:
+  """'nets/shared/trunk/stages/0/...': saved metadata keys list indices as strings."""
+  return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
