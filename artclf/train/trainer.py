@@ -31,7 +31,7 @@ from artclf.data import balance, dataset
 from artclf.eval import calibration, inference, metrics
 from artclf.mesh import fetch_replicated, make_mesh, put_replicated, replicated, to_global
 from artclf.models import classifier as model_lib
-from artclf.models import imagenet
+from artclf.models import trunks
 from artclf.train import checkpoints, metric_writer, phase_data, steps
 from artclf.train import optimizer as optimizer_lib
 from artclf.train import workdir as workdir_lib
@@ -48,8 +48,8 @@ def build_model(config, seed: int = 0, load_weights: bool = True) -> model_lib.A
   model = model_lib.ArtClassifier(model_lib.ModelSpec.from_config(config.model),
                                   rngs=nnx.Rngs(seed))
   if load_weights and config.model.pretrained:
-    imagenet.load_pretrained_trunks(model, config.weights_dir or None,
-                                    config.weights_tarball or None)
+    trunks.load_imagenet_weights(model.trunk_modules, config.model.trunk,
+                                 config.weights_dir or None, config.weights_tarball or None)
   return model
 
 

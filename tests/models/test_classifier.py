@@ -27,7 +27,7 @@ def test_three_heads_give_batch_by_three(trunk, submodels):
     for task in labels.TASKS:
       assert logits[task].shape == (2, 3)
       assert np.all(np.isfinite(logits[task]))
-  assert len(model.trunks) == (3 if submodels else 1)
+  assert len(model.trunk_modules) == (3 if submodels else 1)
 
 
 def test_submodels_have_independent_trunks():

@@ -110,8 +110,8 @@ def test_missing_weights_end_the_train_command_in_one_line(data_dir, tmp_path):
   result = _train_cli(tmp_path / "run", data_dir, "--config.model.pretrained=True")
   assert result.returncode == 1 and "Traceback" not in result.stderr
   assert result.stderr.strip().splitlines()[-1] == (
-      "error: ImageNet weights need the resnet50 trunk, not "
-      "TrunkSpec(stage_sizes=(1, 1, 1, 1), width=4)")
+      "error: the tiny trunk has no ImageNet weights: use resnet50, efficientnet_lite0 or "
+      "efficientnet_lite2, or model.pretrained=False")
 
 
 def test_disk_errors_become_one_line_with_the_fix():
