@@ -18,6 +18,9 @@ _CALIBRATION_SPLIT = flags.DEFINE_string(
     "calibration_split", "val", "Split to fit the temperatures on ('' to skip calibration).")
 _TTA = flags.DEFINE_bool("tta", False, "Average each image with its horizontal mirror.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Default: WORKDIR/eval_<split>.")
+_GROUP_BY = flags.DEFINE_string(
+    "group_by", None, "A labels.csv column (museum, ...): every metric per group, and the "
+    "shortcut report (how well the group can be told from the model's features within a class).")
 
 
 def main(argv) -> int:
@@ -27,7 +30,7 @@ def main(argv) -> int:
   from artclf.eval import evaluation  # After runtime.configure(): it starts JAX.
   try:
     evaluation.evaluate(_WORKDIR.value, _SPLIT.value, _DATA_DIR.value, _CALIBRATION_SPLIT.value,
-                        _TTA.value, _OUTPUT_DIR.value)
+                        _TTA.value, _OUTPUT_DIR.value, group_by=_GROUP_BY.value)
   except (FileNotFoundError, ValueError) as error:
     logging.error("%s", error)
     print(f"error: {error}", file=sys.stderr)

@@ -23,7 +23,7 @@ from absl import app, flags  # noqa: E402
 
 from artclf import runtime  # noqa: E402
 from bench import common  # noqa: E402
-from bench.logistic_regression import fit_logistic_regression  # noqa: E402
+from artclf.eval.linear_probe import fit_logistic_regression  # noqa: E402
 
 _SOURCE_DIR = flags.DEFINE_string("source_dir", "../shared/data/ancient_art", "labels.csv folder.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data", "Built dataset folder.")

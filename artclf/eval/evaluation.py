@@ -21,23 +21,54 @@ import numpy as np
 
 from artclf import labels
 from artclf.data import balance, dataset, tfds_builder
-from artclf.eval import calibration, inference, metrics, plots
+from artclf.eval import calibration, groups, inference, metrics, plots
 from artclf.serve import trained_model
+
+
+def _view_loader(trained, source):
+  def load_rows(rows):
+    return {"image": np.stack([trained.view(source[int(r)]["image"]) for r in rows])}
+  return load_rows
 
 
 def split_logits(trained, source, flip_tta: bool) -> tuple[dict, dict]:
   """(logits, label ids) of every record of a split source, through the one inference loop."""
-  def load_rows(rows):
-    return {"image": np.stack([trained.view(source[int(r)]["image"]) for r in rows])}
-  logits = inference.forward_rows(trained.apply(flip_tta), load_rows, len(source),
-                                  trained.local_batch_size, trained.mesh,
+  logits = inference.forward_rows(trained.apply(flip_tta), _view_loader(trained, source),
+                                  len(source), trained.local_batch_size, trained.mesh,
                                   what=f"evaluating {len(source)} images")
   return logits, balance.read_split_labels(source)
 
 
+def split_pooled(trained, source) -> np.ndarray:
+  """[N, D] the vectors the model's heads read, for every record of a split source."""
+  return inference.forward_rows(trained.apply_pooled(), _view_loader(trained, source),
+                                len(source), trained.local_batch_size, trained.mesh)["pooled"]
+
+
+def column_values(source, column: str) -> list[str]:
+  """Each record's value of a labels.csv column (a text feature or a metadata column)."""
+  values = []
+  for index in range(len(source)):
+    record = source[index]
+    if column in record and isinstance(record[column], bytes):
+      values.append(record[column].decode())
+      continue
+    extra = json.loads(record["metadata_json"].decode())
+    if column not in extra:
+      raise ValueError(f"--group_by={column}: the dataset has no column {column!r} "
+                       f"(its metadata columns: {', '.join(sorted(extra))})")
+    values.append(str(extra[column]))
+  return values
+
+
 def evaluate(workdir, split: str = "test", data_dir=None, calibration_split: str = "val",
-             flip_tta: bool = False, output_dir=None, stream=sys.stdout) -> dict:
-  """Evaluates the best checkpoint of `workdir` on `split`; returns the report (also written)."""
+             flip_tta: bool = False, output_dir=None, stream=sys.stdout,
+             group_by: str | None = None) -> dict:
+  """Evaluates the best checkpoint of `workdir` on `split`; returns the report (also written).
+
+  With `group_by` (a labels.csv column such as museum), every metric is also reported per
+  group, with the shortcut report (`artclf.eval.groups`).
+  """
   workdir = pathlib.Path(workdir).resolve()
   trained = trained_model.load(workdir, batch_size=32)
   data_dir = data_dir or dataset.ensure_built(trained.config.data)
@@ -46,7 +77,9 @@ def evaluate(workdir, split: str = "test", data_dir=None, calibration_split: str
     raise ValueError(f"split {split!r} not in the dataset at {data_dir} (it has {available})")
   output_dir = pathlib.Path(output_dir or workdir / f"eval_{split}")
   output_dir.mkdir(parents=True, exist_ok=True)
-  logits, label_ids = split_logits(trained, tfds_builder.open_split(data_dir, split), flip_tta)
+  source = tfds_builder.open_split(data_dir, split)
+  groups_of = column_values(source, group_by) if group_by else None  # a bad column fails first
+  logits, label_ids = split_logits(trained, source, flip_tta)
 
   temperatures = {task: 1.0 for task in labels.TASKS}
   calibration_report = None
@@ -69,6 +102,11 @@ def evaluate(workdir, split: str = "test", data_dir=None, calibration_split: str
   report = metrics.evaluate_predictions(label_ids, probs)
   report.update(split=split, flip_tta=flip_tta, workdir=str(workdir), calibration=calibration_report,
                 calibration_split=calibration_split if calibration_report else None)
+  if group_by:
+    report["group_by"] = group_by
+    report["groups"] = groups.group_reports(label_ids, probs, groups_of)
+    report["shortcuts"] = groups.shortcut_report(split_pooled(trained, source), label_ids,
+                                                 groups_of)
   _write_report(report, workdir, output_dir, split, stream)
   return report
 
@@ -117,6 +155,12 @@ def _write_report(report: dict, workdir: pathlib.Path, output_dir: pathlib.Path,
   if history:
     plots.save_training_curves(history, output_dir / "training_curves.png")
   summary = metrics.markdown_summary(report)
+  if report.get("group_by"):
+    column = report["group_by"]
+    summary += (f"\n\nBy {column}:\n\n" + groups.format_groups(report["groups"], column) +
+                f"\n\nShortcut report: how well the {column} can be told apart within one class, "
+                "from the vectors the heads read (cross-validated linear probe):\n\n" +
+                groups.format_shortcuts(report["shortcuts"], column))
   (output_dir / "results.md").write_text(summary + "\n")
   (output_dir / "report.json").write_text(metrics.report_to_json(report))
   print(summary, file=stream)

@@ -45,9 +45,13 @@ class Heads(nnx.Module):
     self.heads = nnx.Dict({
         task: nnx.Linear(features, labels.num_classes(task), rngs=rngs) for task in self.tasks})
 
-  def __call__(self, feature_map, train: bool = False, dropout_key=None):
+  def pooled(self, feature_map):
+    """The vector the heads read: the SE-gated feature map, averaged over space."""
     x = feature_map if self.se is None else self.se(feature_map)
-    pooled = jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+    return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+
+  def __call__(self, feature_map, train: bool = False, dropout_key=None):
+    pooled = self.pooled(feature_map)
     if train and self.dropout.rate > 0:
       if dropout_key is None:
         raise ValueError("training with dropout needs a dropout_key")
@@ -96,6 +100,10 @@ class _TrunkAndHeads(nnx.Module):
   def __call__(self, images, train: bool = False, dropout_key=None, frozen_below: int = 0):
     return self.forward_from(images, 0, train, dropout_key, frozen_below)
 
+  def pooled(self, images):
+    """The vector its heads read (SE-gated, pooled trunk features) of RGB pixels."""
+    return self.head.pooled(self.features(images))
+
 
 class ArtClassifier(nnx.Module):
   """RGB pixels [B, H, W, 3] in [0, 255] -> {task: logits [B, 3]} for culture, medium, period.
@@ -137,6 +145,10 @@ class ArtClassifier(nnx.Module):
       key = None if dropout_key is None else jax.random.fold_in(dropout_key, len(logits))
       logits.update(net.forward_from(features[name], start_stage, train, key, frozen_below))
     return logits
+
+  def pooled(self, images) -> jax.Array:
+    """The vectors the heads read, of every net side by side: [B, nets x features]."""
+    return jnp.concatenate([net.pooled(images) for net in self.nets.values()], axis=-1)
 
   def __call__(self, images, train: bool = False, dropout_key=None,
                frozen_below: int = 0) -> dict[str, jax.Array]:

@@ -1,4 +1,4 @@
-"""The 1x1 convolution with matrix-product gradients equals lax's values and gradients."""
+"""The 1x1 and depthwise convolutions equal lax's values and gradients."""
 
 import jax
 import jax.numpy as jnp
@@ -68,3 +68,25 @@ def test_fused_conv_batch_norm_matches_unfused_layers(shape, kernel_size, stride
   actual = jax.jit(jax.value_and_grad(loss(fused), argnums=(0, 1, 2, 3, 4)))(*args)
   for want, got in zip(jax.tree.leaves(expected), jax.tree.leaves(actual)):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel_size, stride, size", [(3, 1, 9), (3, 2, 9), (5, 2, 10), (5, 1, 7)])
+def test_depthwise_convolution_equals_lax_in_values_and_gradients(kernel_size, stride, size):
+  rng = np.random.default_rng(kernel_size * 10 + stride)
+  x = jnp.asarray(rng.normal(size=(2, size, size, 6)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(kernel_size, kernel_size, 1, 6)), jnp.float32)
+
+  def reference(x, k):
+    return lax.conv_general_dilated(x, k, (stride, stride), "SAME",
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                    feature_group_count=6)
+
+  def ours(x, k):
+    return conv.conv_general_dilated(x, k, (stride, stride), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                     feature_group_count=6)
+
+  np.testing.assert_allclose(ours(x, k), reference(x, k), rtol=1e-5, atol=1e-5)
+  loss = lambda f: lambda x, k: jnp.sum(jnp.sin(f(x, k)))
+  for a, b in zip(jax.grad(loss(ours), (0, 1))(x, k), jax.grad(loss(reference), (0, 1))(x, k)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

@@ -1,6 +1,8 @@
-"""Class-balanced multinomial logistic regression by L-BFGS, for the linear-probe benches.
+"""Class-balanced multinomial logistic regression by L-BFGS: linear probes on frozen features.
 
-Imports JAX only inside the functions: the benches configure the runtime first.
+Used by the shortcut report (`artclf.eval.groups`) and the probe benches.
+
+Imports JAX only inside the functions: the entry points configure the runtime first.
 """
 
 import functools

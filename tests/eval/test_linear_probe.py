@@ -1,8 +1,8 @@
-"""The benches' linear-probe fit (bench/logistic_regression.py)."""
+"""The linear-probe fit (artclf.eval.linear_probe): class balance, masked rows, convergence."""
 
 import numpy as np
 
-from bench.logistic_regression import fit_logistic_regression
+from artclf.eval.linear_probe import fit_logistic_regression
 
 
 def _toy(n=60, seed=0):
