@@ -85,6 +85,14 @@ def base_config() -> ml_collections.ConfigDict:
   config.feature_cache = ml_collections.ConfigDict(dict(
       enabled="auto", num_views=4, dir="checkpoints/feature_cache", dtype="float16"))
 
+  # Familiarity (artclf.eval.familiarity): fitted at the end of training, it gives every
+  # prediction a score and an `unfamiliar` flag. method: 'mahalanobis' (class-conditional
+  # Gaussians on the pooled vectors, one per (culture, medium, period) combination with at
+  # least min_class_count training images, shared covariance shrunk by `shrinkage`),
+  # 'energy' or 'max_probability'. The flag passes val_pass_rate of the validation photos.
+  config.familiarity = ml_collections.ConfigDict(dict(
+      enabled=True, method="mahalanobis", shrinkage=0.1, min_class_count=5, val_pass_rate=0.95))
+
   # Model selection: the validation metric to maximise: mean_balanced_accuracy (the mean
   # recall over each task's classes, fair to minority classes), mean_accuracy or
   # all_three_accuracy.

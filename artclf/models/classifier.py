@@ -56,6 +56,9 @@ class Heads(nnx.Module):
       if dropout_key is None:
         raise ValueError("training with dropout needs a dropout_key")
       pooled = self.dropout(pooled, deterministic=False, rngs=dropout_key)
+    return self.logits_of_pooled(pooled)
+
+  def logits_of_pooled(self, pooled):
     return {task: self.heads[task](pooled) for task in self.tasks}
 
 
@@ -104,6 +107,10 @@ class _TrunkAndHeads(nnx.Module):
     """The vector its heads read (SE-gated, pooled trunk features) of RGB pixels."""
     return self.head.pooled(self.features(images))
 
+  def logits_and_pooled(self, images):
+    pooled = self.pooled(images)
+    return self.head.logits_of_pooled(pooled), pooled
+
 
 class ArtClassifier(nnx.Module):
   """RGB pixels [B, H, W, 3] in [0, 255] -> {task: logits [B, 3]} for culture, medium, period.
@@ -128,6 +135,11 @@ class ArtClassifier(nnx.Module):
   def num_stages(self) -> int:
     return self.trunk_modules[0].num_stages
 
+  @property
+  def pooled_features(self) -> int:
+    """The length of `pooled`'s vectors."""
+    return len(self.nets) * trunks.num_features(self.spec.trunk)
+
   def features(self, images, train: bool = False, end_stage: int | None = None):
     """Trunk outputs after stage `end_stage - 1` (all stages by default), keyed like
     `self.nets` ('shared', or one per task in submodels mode)."""
@@ -149,6 +161,15 @@ class ArtClassifier(nnx.Module):
   def pooled(self, images) -> jax.Array:
     """The vectors the heads read, of every net side by side: [B, nets x features]."""
     return jnp.concatenate([net.pooled(images) for net in self.nets.values()], axis=-1)
+
+  def logits_and_pooled(self, images) -> tuple[dict[str, jax.Array], jax.Array]:
+    """Inference logits and the pooled vectors from one pass (for familiarity scores)."""
+    logits, pooled = {}, []
+    for net in self.nets.values():
+      net_logits, net_pooled = net.logits_and_pooled(images)
+      logits.update(net_logits)
+      pooled.append(net_pooled)
+    return logits, jnp.concatenate(pooled, axis=-1)
 
   def __call__(self, images, train: bool = False, dropout_key=None,
                frozen_below: int = 0) -> dict[str, jax.Array]:

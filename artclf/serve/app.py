@@ -52,6 +52,8 @@ class ExportRow(BaseModel):
   image: str = Field(min_length=1, max_length=1024)
   labels: dict[str, str]
   predicted: dict[str, TaskPrediction]
+  familiarity: float | None = None
+  unfamiliar: bool | None = None
   source_url: str = Field(default="", max_length=4096)
 
 
@@ -110,7 +112,8 @@ def check_export(rows: list[ExportRow], max_rows: int) -> list[dict]:
       if task not in row.predicted:
         raise InputError(http_errors.UNPROCESSABLE, f"{row.image}: no predicted {task}")
     checked.append({"image": row.image, "labels": row.labels, "source_url": row.source_url,
-                    "predicted": {task: row.predicted[task].model_dump() for task in labels.TASKS}})
+                    "predicted": {**{task: row.predicted[task].model_dump() for task in labels.TASKS},
+                                  "familiarity": row.familiarity, "unfamiliar": row.unfamiliar}})
   return checked
 
 

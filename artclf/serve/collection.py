@@ -118,7 +118,7 @@ def csv_columns() -> list[str]:
   columns = ["image", "error"]
   for task in labels.TASKS:
     columns += [task, f"{task}_probability"] + [f"{task}_p_{c}" for c in labels.CLASSES[task]]
-  return columns
+  return columns + ["familiarity", "unfamiliar"]
 
 
 def csv_row(name: str, result: dict | None, error: str) -> list:
@@ -129,7 +129,9 @@ def csv_row(name: str, result: dict | None, error: str) -> list:
     else:
       row += [result[task]["label"], f"{result[task]['probability']:.6f}"]
       row += [f"{result[task]['distribution'][c]:.6f}" for c in labels.CLASSES[task]]
-  return row
+  if result is None or result.get("familiarity") is None:
+    return row + ["", ""]
+  return row + [f"{result['familiarity']:.4f}", "true" if result["unfamiliar"] else "false"]
 
 
 def format_line(name: str, result: dict | None, error: str, width: int) -> str:
@@ -137,6 +139,8 @@ def format_line(name: str, result: dict | None, error: str, width: int) -> str:
   if result is None:
     return f"{name.ljust(width)}  ERROR: {error}"
   cells = [f"{result[t]['label']} ({result[t]['probability']:.2f})".ljust(20) for t in labels.TASKS]
+  if result.get("unfamiliar"):
+    cells.append("UNFAMILIAR")
   return f"{name.ljust(width)}  " + "  ".join(cells).rstrip()
 
 
@@ -200,9 +204,9 @@ def _predict_stream(files, model, writer, explain_dir, flip_tta, batch_size, thr
   progress, failed, index = _Progress(len(files)), 0, 0
   for batch in decoded_batches(files, model, batch_size, threads):
     good = [i for i, (_, view, _) in enumerate(batch) if view is not None]
-    probs = (model.probabilities(np.stack([batch[i][1] for i in good]), flip_tta=flip_tta)
-             if good else None)
-    results = {i: predict_lib.result_of(probs, row) for row, i in enumerate(good)}
+    computed = (predict_lib.results_of_views(model, np.stack([batch[i][1] for i in good]),
+                                             flip_tta) if good else [])
+    results = dict(zip(good, computed))
     for i, (name, _, error) in enumerate(batch):
       print(format_line(name, results.get(i), error, width), file=stream, flush=True)
       if writer:

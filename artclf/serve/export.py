@@ -28,7 +28,8 @@ def columns() -> list[str]:
   predicted = []
   for task in labels.TASKS:
     predicted += [f"predicted_{task}", f"{task}_probability"]
-  return ["image", *labels.TASKS, "split", *predicted, "corrected", "source_url"]
+  return ["image", *labels.TASKS, "split", *predicted, "familiarity", "unfamiliar", "corrected",
+          "source_url"]
 
 
 def safe_cell(text: str) -> str:
@@ -41,6 +42,9 @@ def csv_row(row: dict) -> list[str]:
   cells = [safe_cell(row["image"]), *(chosen[task] for task in labels.TASKS), ""]
   for task in labels.TASKS:
     cells += [predicted[task]["label"], f"{float(predicted[task]['probability']):.6f}"]
+  familiarity = predicted.get("familiarity")
+  cells += (["", ""] if familiarity is None else
+            [f"{float(familiarity):.4f}", "true" if predicted.get("unfamiliar") else "false"])
   corrected = [task for task in labels.TASKS if chosen[task] != predicted[task]["label"]]
   return cells + [" ".join(corrected), safe_cell(row.get("source_url") or "")]
 

@@ -3,10 +3,17 @@
   import artclf
   results = artclf.predict(["statue.jpg", pil_image, rgb_array], workdir="checkpoints/cpu_quick")
   results[0]["culture"]  # {'label': 'egyptian', 'probability': 0.93, 'distribution': {...}}
+  results[0]["unfamiliar"]  # True: the photo is unlike the training photos (see below)
 
 A file is read and decoded exactly as `python -m artclf.evaluate` reads the dataset's
 images (`artclf.data.transforms.eval_view`), so a photo gets the same answer from both.
 Collections of files: `artclf.serve.collection` (what `python -m artclf.predict` runs).
+
+Every result also carries `familiarity` (0 to 1: the share of validation photos that
+looked less familiar to the model) and `unfamiliar` (True when familiarity is below
+1 - config.familiarity.val_pass_rate, 0.05 by default): such a photo is unlike anything
+the model was trained on, and its labels deserve little trust whatever their
+probabilities (`artclf.eval.familiarity`). Both are None for a run trained without it.
 """
 
 from __future__ import annotations
@@ -102,15 +109,27 @@ def array_to_picture(array: np.ndarray) -> Image.Image:
   return image_io.to_rgb(Image.fromarray(array))
 
 
-def result_of(probs: dict[str, np.ndarray], row: int) -> dict:
-  """{task: {'label', 'probability', 'distribution'}} of one row of probabilities."""
+def result_of(probs: dict[str, np.ndarray], row: int, familiarity=None) -> dict:
+  """{task: {'label', 'probability', 'distribution'}, 'familiarity', 'unfamiliar'} of one
+  row of probabilities; familiarity: None or the (scores, flags) of every row."""
   result = {}
   for task in labels.TASKS:
     distribution = {name: float(p) for name, p in zip(labels.CLASSES[task], probs[task][row])}
     best = int(np.argmax(probs[task][row]))
     result[task] = {"label": labels.CLASSES[task][best], "probability": float(probs[task][row][best]),
                     "distribution": distribution}
+  result["familiarity"] = None if familiarity is None else round(float(familiarity[0][row]), 6)
+  result["unfamiliar"] = None if familiarity is None else bool(familiarity[1][row])
   return result
+
+
+def results_of_views(model, views: np.ndarray, flip_tta: bool | None = None,
+                     calibrated: bool = True) -> list[dict]:
+  """One result (see `result_of`) per evaluation view [N, S, S, 3], from one forward pass."""
+  outputs = model.outputs(views, flip_tta=flip_tta)
+  probs = model.calibrate(outputs["logits"], calibrated)
+  familiarity = model.familiarity_of(outputs)
+  return [result_of(probs, row, familiarity) for row in range(len(views))]
 
 
 def predict(images: ImageInput | Sequence[ImageInput], workdir: str | os.PathLike | None = None,
@@ -152,6 +171,5 @@ def predict(images: ImageInput | Sequence[ImageInput], workdir: str | os.PathLik
         raise
       name = f" ({os.fspath(image)})" if isinstance(image, (str, os.PathLike)) else ""
       raise ValueError(f"input {index}{name}: {error}") from None
-  probs = model.probabilities(np.stack(views), flip_tta=flip_tta, calibrated=calibrated)
-  results = [result_of(probs, row) for row in range(len(batch))]
+  results = results_of_views(model, np.stack(views), flip_tta, calibrated)
   return results[0] if single else results

@@ -27,6 +27,7 @@ from flax import nnx
 from artclf import labels
 from artclf.data import transforms
 from artclf.eval import calibration, inference
+from artclf.eval import familiarity as familiarity_lib
 from artclf.mesh import data_sharded, make_mesh, put_replicated, replicated
 from artclf.models import classifier as model_lib
 from artclf.train import checkpoints
@@ -44,6 +45,7 @@ class TrainedModel:
   batch_size: int = 16
   # Whether the temperatures were fitted on flip-TTA logits (calibration.json).
   calibrated_flip_tta: bool = False
+  familiarity: familiarity_lib.Familiarity | None = None
 
   def __post_init__(self):
     # This machine's devices only: prediction never spans hosts.
@@ -54,11 +56,11 @@ class TrainedModel:
     @functools.partial(jax.jit, static_argnums=2, out_shardings=data_sharded(self.mesh))
     def forward(state, images, flip_tta: bool):
       model = nnx.merge(graphdef, state)
-      logits = model(images)
+      logits, pooled = model.logits_and_pooled(images)
       if flip_tta:
         mirrored = model(images[:, :, ::-1, :])
         logits = {task: (logits[task] + mirrored[task]) / 2 for task in logits}
-      return logits
+      return {"logits": logits, "pooled": pooled}
 
     @functools.partial(jax.jit, out_shardings=data_sharded(self.mesh))
     def pooled(state, images):
@@ -88,6 +90,10 @@ class TrainedModel:
 
   def apply(self, flip_tta: bool = False) -> Callable:
     """inputs {'image': global uint8 views} -> logits, for `inference` loops."""
+    return lambda inputs: self._forward(self._state, inputs["image"], flip_tta)["logits"]
+
+  def apply_outputs(self, flip_tta: bool = False) -> Callable:
+    """inputs {'image': ...} -> {'logits': {task: ...}, 'pooled': vectors} from one pass."""
     return lambda inputs: self._forward(self._state, inputs["image"], flip_tta)
 
   def apply_pooled(self) -> Callable:
@@ -106,17 +112,33 @@ class TrainedModel:
                       "with" if flip_tta else "without")
     return flip_tta
 
-  def logits(self, views: np.ndarray, flip_tta: bool | None = None) -> dict[str, np.ndarray]:
-    """Logits {task: [N, 3]} of uint8 RGB views [N, S, S, 3]; flip TTA averages with the mirror."""
+  def outputs(self, views: np.ndarray, flip_tta: bool | None = None) -> dict:
+    """{'logits': {task: [N, 3]}, 'pooled': [N, D]} of uint8 RGB views [N, S, S, 3].
+
+    Flip TTA averages the logits with the mirror's; the pooled vectors are the view's own.
+    """
     views = np.asarray(views)
     if not len(views):
-      return {task: np.zeros((0, labels.num_classes(task)), np.float32) for task in labels.TASKS}
+      return {"logits": {task: np.zeros((0, labels.num_classes(task)), np.float32)
+                         for task in labels.TASKS},
+              "pooled": np.zeros((0, self.model.pooled_features), np.float32)}
     chunks = ((({"image": views[i:i + self.batch_size]}), len(views[i:i + self.batch_size]))
               for i in range(0, len(views), self.batch_size))
-    parts = list(inference.iter_forward(self.apply(self.resolve_flip_tta(flip_tta)), chunks,
-                                        self.mesh, self.local_batch_size, bucketed=True))
-    return {task: np.concatenate([p[task] for p in parts]).astype(np.float32)
-            for task in labels.TASKS}
+    parts = list(inference.iter_forward(self.apply_outputs(self.resolve_flip_tta(flip_tta)),
+                                        chunks, self.mesh, self.local_batch_size, bucketed=True))
+    return jax.tree.map(lambda *xs: np.concatenate(xs).astype(np.float32), *parts)
+
+  def logits(self, views: np.ndarray, flip_tta: bool | None = None) -> dict[str, np.ndarray]:
+    """Logits {task: [N, 3]} of uint8 RGB views [N, S, S, 3]; flip TTA averages with the mirror."""
+    return self.outputs(views, flip_tta)["logits"]
+
+  def familiarity_of(self, outputs: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """(familiarity [N] in [0, 1], unfamiliar [N] bools) of `outputs`, or None when the
+    run has no fitted familiarity (WORKDIR/familiarity.npz, written by training)."""
+    if self.familiarity is None:
+      return None
+    score = self.familiarity.familiarity(self.familiarity.raw(outputs["logits"], outputs["pooled"]))
+    return score, self.familiarity.unfamiliar(score)
 
   def probabilities(self, views: np.ndarray, flip_tta: bool | None = None,
                     calibrated: bool = True) -> dict[str, np.ndarray]:
@@ -164,4 +186,12 @@ def load(workdir: str | os.PathLike, batch_size: int = 16) -> TrainedModel:
     fitted = json.loads(calibration_path.read_text())
     temperatures.update(fitted["temperatures"])
     flip_tta = bool(fitted.get("flip_tta", False))
-  return TrainedModel(model, config, workdir, temperatures, batch_size, flip_tta)
+  familiarity_path = workdir / familiarity_lib.FAMILIARITY_FILE
+  familiarity = None
+  if familiarity_path.exists():
+    try:
+      familiarity = familiarity_lib.Familiarity.load(familiarity_path)
+    except (OSError, ValueError, KeyError) as error:
+      logging.warning("%s cannot be read (%s): predictions carry no familiarity",
+                      familiarity_path, error)
+  return TrainedModel(model, config, workdir, temperatures, batch_size, flip_tta, familiarity)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -27,9 +28,10 @@ from absl import logging
 from flax import nnx
 
 from artclf import labels
-from artclf.data import balance, dataset
-from artclf.eval import calibration, inference, metrics
-from artclf.mesh import fetch_replicated, make_mesh, put_replicated, replicated, to_global
+from artclf.data import balance, dataset, transforms
+from artclf.eval import calibration, familiarity, inference, metrics
+from artclf.mesh import (data_sharded, fetch_replicated, make_mesh, put_replicated, replicated,
+                         to_global)
 from artclf.models import classifier as model_lib
 from artclf.models import trunks
 from artclf.train import checkpoints, metric_writer, phase_data, steps
@@ -130,6 +132,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       _run_phase(context, plan, run)
 
     run_checkpoints.wait()
+    if config.familiarity.enabled:
+      _fit_familiarity(context, run.best_step)
     run_checkpoints.close()
     writer.close()
     summary = {"best_step": run.best_step, config.selection_metric: run.best_metric}
@@ -145,6 +149,8 @@ def _check_settings(config, mesh) -> None:
     if config[name] % devices:
       raise ValueError(f"config.{name}={config[name]} must be a multiple of the {devices} devices")
   del hosts
+  familiarity.check_settings(config.familiarity.method, config.familiarity.shrinkage,
+                             config.familiarity.val_pass_rate)
   if config.selection_metric not in SELECTION_METRICS:
     raise ValueError(f"unknown selection_metric {config.selection_metric!r}: use "
                      f"{', '.join(SELECTION_METRICS)}")
@@ -169,6 +175,47 @@ def _load_best_into(model: model_lib.ArtClassifier, workdir: pathlib.Path, mesh)
   state = nnx.state(model)
   nnx.replace_by_pure_dict(state, checkpoints.restore_best_state(workdir, abstract))
   nnx.update(model, state)
+
+
+def _fit_familiarity(context: _Run, best_step: int) -> None:
+  """Fits the familiarity scorer of the best weights (WORKDIR/familiarity.npz), once per best step."""
+  path, config = context.workdir / familiarity.FAMILIARITY_FILE, context.config
+  settings = json.dumps(config.familiarity.to_dict(), sort_keys=True)
+  if path.exists():
+    saved = familiarity.Familiarity.load(path)
+    if (saved.best_step, saved.settings) == (best_step, settings):
+      return
+  _load_best_into(context.model, context.workdir, context.mesh)
+  graphdef, state = nnx.split(context.model)
+  state = put_replicated(state, context.mesh)
+
+  @functools.partial(jax.jit, out_shardings=data_sharded(context.mesh))
+  def forward(state, images):
+    logits, pooled = nnx.merge(graphdef, state).logits_and_pooled(images)
+    return {"logits": logits, "pooled": pooled}
+
+  augment = transforms.from_config(config.data.augment)
+
+  def outputs(source, split: str) -> dict:
+    def load_rows(rows):
+      return {"image": np.stack([transforms.eval_view(source[int(r)]["image"], augment)
+                                 for r in rows])}
+    out = inference.forward_rows(
+        lambda inputs: forward(state, inputs["image"]), load_rows, len(source),
+        config.eval_batch_size // jax.process_count(), context.mesh,
+        threads=config.data.read_threads, what=f"familiarity: {split} split")
+    return {**out, "labels": balance.read_split_labels(source)}
+
+  try:
+    fitted = familiarity.fit(config.familiarity, outputs(context.train_source, "train"),
+                             outputs(context.val_source, "val"))
+  except ValueError as error:  # too little data: the model is kept, without familiarity
+    logging.warning("No familiarity fitted: %s", error)
+    return
+  fitted.best_step, fitted.settings = best_step, settings
+  if jax.process_index() == 0:
+    fitted.save(path)
+  logging.info("Familiarity (%s) fitted on the train split; %s", config.familiarity.method, path)
 
 
 # ---------------------------------------------------------------------------

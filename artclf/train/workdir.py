@@ -27,6 +27,9 @@ FREE_TO_CHANGE = (
     "log_every_steps", "checkpoint_every_steps", "keep_checkpoints",
     "data.worker_count", "data.read_threads", "feature_cache.dir", "weights_dir",
     "weights_tarball",
+    # Refitted after training whenever they change (artclf.eval.familiarity).
+    "familiarity.enabled", "familiarity.method", "familiarity.shrinkage",
+    "familiarity.min_class_count", "familiarity.val_pass_rate",
 )
 # Settings a resumed run may change to train on: the run continues where it was.
 EXTENDABLE = ("phase1.epochs", "phase2.epochs",

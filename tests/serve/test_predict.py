@@ -9,6 +9,7 @@ from PIL import Image
 
 import artclf
 from artclf import labels
+from artclf.data import tfds_builder
 from artclf.eval import evaluation
 from artclf.serve import collection, gradcam, predict, trained_model
 from artclf.train import trainer
@@ -30,7 +31,7 @@ def test_predict_gives_distributions_that_sum_to_one(tiny_workdir):
   results = artclf.predict([_picture(0), _picture(1)], workdir=tiny_workdir)
   assert len(results) == 2
   for result in results:
-    assert set(result) == set(labels.TASKS)
+    assert set(result) == set(labels.TASKS) | {"familiarity", "unfamiliar"}
     for task in labels.TASKS:
       distribution = result[task]["distribution"]
       assert list(distribution) == list(labels.CLASSES[task])
@@ -38,6 +39,17 @@ def test_predict_gives_distributions_that_sum_to_one(tiny_workdir):
       assert all(0.0 <= p <= 1.0 for p in distribution.values())
       assert result[task]["label"] == max(distribution, key=distribution.get)
       assert result[task]["probability"] == max(distribution.values())
+
+
+def test_familiarity_of_the_validation_photos_is_their_rank_among_them(tiny_workdir):
+  # Training fitted the scorer and ranked the validation views; predict must score the
+  # same photos identically, so their familiarities are exactly 0, 1/n, ..., (n-1)/n.
+  config = trained_model.load_config(tiny_workdir)
+  source = tfds_builder.open_split(config.data.data_dir, "val")
+  results = artclf.predict([source[i]["image"] for i in range(len(source))], workdir=tiny_workdir)
+  scores = sorted(result["familiarity"] for result in results)
+  np.testing.assert_allclose(scores, np.arange(len(source)) / len(source), atol=1e-6)
+  assert [r["unfamiliar"] for r in results].count(True) == 1  # the least familiar of 8 (< 5%)
 
 
 def test_same_image_as_path_pil_and_array_gives_the_same_answer(tiny_workdir, tmp_path):

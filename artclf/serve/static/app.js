@@ -320,6 +320,8 @@ async function exportCsv() {
     labels: row.labels,
     predicted: Object.fromEntries(state.tasks.map((task) => [task, {
       label: row.result[task].label, probability: row.result[task].probability}])),
+    familiarity: row.result.familiarity ?? null,
+    unfamiliar: row.result.unfamiliar ?? null,
     source_url: row.sourceUrl || "",
   }));
   const response = await fetch("/api/export", {
