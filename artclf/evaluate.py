@@ -21,6 +21,9 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Default: WORKDIR/eval_<sp
 _GROUP_BY = flags.DEFINE_string(
     "group_by", None, "A labels.csv column (museum, ...): every metric per group, and the "
     "shortcut report (how well the group can be told from the model's features within a class).")
+_SELECT = flags.DEFINE_string(
+    "select", None, "Evaluate only the records matching column=value (or column=a|b), such as "
+    "museum=met: a source held out of training (see python -m artclf.crossval).")
 
 
 def main(argv) -> int:
@@ -30,7 +33,8 @@ def main(argv) -> int:
   from artclf.eval import evaluation  # After runtime.configure(): it starts JAX.
   try:
     evaluation.evaluate(_WORKDIR.value, _SPLIT.value, _DATA_DIR.value, _CALIBRATION_SPLIT.value,
-                        _TTA.value, _OUTPUT_DIR.value, group_by=_GROUP_BY.value)
+                        _TTA.value, _OUTPUT_DIR.value, group_by=_GROUP_BY.value,
+                        select=_SELECT.value)
   except (FileNotFoundError, ValueError) as error:
     logging.error("%s", error)
     print(f"error: {error}", file=sys.stderr)

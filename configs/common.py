@@ -34,6 +34,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.val_split = "val"
   # Use only the first N records of each split (0: all). For smoke tests and CI.
   config.data.max_examples = 0
+  # Leave out of train and val the records matching 'column=value' (or column=a|b), such
+  # as museum=met: for leave-one-source-out validation and left-out-class tests.
+  config.data.exclude = ""
   config.data.worker_count = 0
   config.data.read_threads = 2
   # 'uniform', or class-balanced sampling 'culture' / 'product' (artclf.data.balance),
@@ -63,7 +66,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.loss = ml_collections.ConfigDict(dict(
       task_weights=dict(culture=1.0, medium=1.0, period=1.0),
       # Inverse-frequency class weights from the train split (artclf.data.balance).
-      class_weights=True, class_weight_power=1.0, label_smoothing=0.1))
+      class_weights=True, class_weight_power=1.0, label_smoothing=0.1,
+      # head_l2 x the squared norm of the task heads' kernels joins the loss: the penalty of
+      # a logistic regression, which frozen features on a thousand images need.
+      head_l2=0.0))
 
   # weight_decay applies with name='adamw' only (decoupled weight decay).
   config.optimizer = ml_collections.ConfigDict(dict(

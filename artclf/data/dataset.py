@@ -23,6 +23,7 @@ import shutil
 
 from absl import logging
 
+from artclf import labels
 from artclf.data import labels_csv, tfds_builder
 
 FINGERPRINT_FILE = "artclf_source.json"
@@ -136,6 +137,58 @@ class FirstN:
     return self.source[index]
 
 
-def open_split(data_dir, split: str, max_examples: int = 0):
-  """A random-access source of `split` (a name or expression such as 'train+val')."""
-  return FirstN(tfds_builder.open_split(data_dir, split), max_examples)
+class Rows:
+  """The records of a random-access source at the given indices, in that order."""
+
+  def __init__(self, source, indices):
+    self.source, self.indices = source, [int(i) for i in indices]
+
+  def __len__(self):
+    return len(self.indices)
+
+  def __getitem__(self, index):
+    return self.source[self.indices[index]]
+
+
+def column_values(source, column: str) -> list[str]:
+  """Each record's value of a labels.csv column (a label or a metadata column such as museum)."""
+  values = []
+  for index in range(len(source)):
+    record = source[index]
+    if column in record and isinstance(record[column], bytes):
+      values.append(record[column].decode())
+      continue
+    if column in labels.TASKS:  # stored as class ids, -1 when unknown
+      label_id = int(record[column])
+      values.append(labels.CLASSES[column][label_id] if label_id >= 0 else "")
+      continue
+    extra = json.loads(record["metadata_json"].decode())
+    if column not in extra:
+      raise ValueError(f"the dataset has no column {column!r} (its metadata columns: "
+                       f"{', '.join(sorted(extra))})")
+    values.append(str(extra[column]))
+  return values
+
+
+def parse_rule(rule: str) -> tuple[str, set[str]]:
+  """'column=value[|value...]' -> (column, values)."""
+  column, equals, values = rule.partition("=")
+  if not equals or not column.strip() or not values:
+    raise ValueError(f"{rule!r} is not a rule of the form column=value (or column=a|b)")
+  return column.strip(), {v.strip() for v in values.split("|")}
+
+
+def filtered(source, rule: str, keep_matching: bool):
+  """The records whose column matches the rule (keep_matching) or does not."""
+  if not rule:
+    return source
+  column, values = parse_rule(rule)
+  matches = [value in values for value in column_values(source, column)]
+  return Rows(source, [i for i, m in enumerate(matches) if m == keep_matching])
+
+
+def open_split(data_dir, split: str, max_examples: int = 0, exclude: str = ""):
+  """A random-access source of `split` (a name or expression such as 'train+val'), without
+  the records that match `exclude` ('column=value', see `parse_rule`)."""
+  return filtered(FirstN(tfds_builder.open_split(data_dir, split), max_examples), exclude,
+                  keep_matching=False)

@@ -45,25 +45,9 @@ def split_pooled(trained, source) -> np.ndarray:
                                 len(source), trained.local_batch_size, trained.mesh)["pooled"]
 
 
-def column_values(source, column: str) -> list[str]:
-  """Each record's value of a labels.csv column (a text feature or a metadata column)."""
-  values = []
-  for index in range(len(source)):
-    record = source[index]
-    if column in record and isinstance(record[column], bytes):
-      values.append(record[column].decode())
-      continue
-    extra = json.loads(record["metadata_json"].decode())
-    if column not in extra:
-      raise ValueError(f"--group_by={column}: the dataset has no column {column!r} "
-                       f"(its metadata columns: {', '.join(sorted(extra))})")
-    values.append(str(extra[column]))
-  return values
-
-
 def evaluate(workdir, split: str = "test", data_dir=None, calibration_split: str = "val",
              flip_tta: bool = False, output_dir=None, stream=sys.stdout,
-             group_by: str | None = None) -> dict:
+             group_by: str | None = None, select: str | None = None) -> dict:
   """Evaluates the best checkpoint of `workdir` on `split`; returns the report (also written).
 
   With `group_by` (a labels.csv column such as museum), every metric is also reported per
@@ -78,7 +62,14 @@ def evaluate(workdir, split: str = "test", data_dir=None, calibration_split: str
   output_dir = pathlib.Path(output_dir or workdir / f"eval_{split}")
   output_dir.mkdir(parents=True, exist_ok=True)
   source = tfds_builder.open_split(data_dir, split)
-  groups_of = column_values(source, group_by) if group_by else None  # a bad column fails first
+  if select:
+    source = dataset.filtered(source, select, keep_matching=True)
+    if not len(source):
+      raise ValueError(f"no record of the {split} split matches --select={select}")
+  try:  # a bad column fails before the slow part
+    groups_of = dataset.column_values(source, group_by) if group_by else None
+  except ValueError as error:
+    raise ValueError(f"--group_by={group_by}: {error}") from None
   logits, label_ids = split_logits(trained, source, flip_tta)
 
   temperatures = {task: 1.0 for task in labels.TASKS}
@@ -87,8 +78,9 @@ def evaluate(workdir, split: str = "test", data_dir=None, calibration_split: str
     if calibration_split == split:
       fit_logits, fit_labels = logits, label_ids
     else:
-      fit_logits, fit_labels = split_logits(
-          trained, tfds_builder.open_split(data_dir, calibration_split), flip_tta)
+      # The run's validation records (without those it left out of training).
+      fit_logits, fit_labels = split_logits(trained, dataset.open_split(
+          data_dir, calibration_split, exclude=trained.config.data.get("exclude", "")), flip_tta)
     fits = calibration.fit_temperatures(fit_logits, fit_labels)
     temperatures = {task: float(fits[task].temperature) for task in labels.TASKS}
     save_calibration(workdir, output_dir, {"temperatures": temperatures,

@@ -7,7 +7,7 @@ with a track record in out-of-distribution detection, all higher-is-more-familia
   * 'mahalanobis' (Lee et al., 2018): minus the smallest Mahalanobis distance of the
     pooled vector the heads read to the class-conditional Gaussians fitted on the
     training split's evaluation views, one Gaussian per observed (culture, medium,
-    period) combination, with a shared covariance shrunk towards a multiple of the
+    period) combination (unknown labels included), with a shared covariance shrunk towards a multiple of the
     identity (2,048 dimensions from about a thousand photos need it);
   * 'energy' (Liu et al., 2020): the mean over the three heads of logsumexp(logits);
   * 'max_probability' (Hendrycks & Gimpel, 2017): the mean over the heads of the
@@ -55,12 +55,12 @@ class ClassGaussians:
 
 
 def joint_class_ids(label_ids: dict[str, np.ndarray], min_count: int) -> np.ndarray:
-  """Per row, the index of its (culture, medium, period) combination, or -1 when a label is
-  unknown or the combination has fewer than `min_count` rows."""
+  """Per row, the index of its (culture, medium, period) combination (an unknown label is a
+  value of its own), or -1 when the combination has fewer than `min_count` rows."""
   stacked = np.stack([np.asarray(label_ids[task]) for task in labels.TASKS], 1)
-  known = (stacked >= 0).all(1)
-  codes = np.where(known, stacked @ np.array([9, 3, 1]), -1)
-  values, counts = np.unique(codes[known], return_counts=True)
+  stacked = np.where(stacked >= 0, stacked, 3)
+  codes = stacked @ np.array([16, 4, 1])
+  values, counts = np.unique(codes, return_counts=True)
   kept = values[counts >= min_count]
   return np.where(np.isin(codes, kept), np.searchsorted(kept, codes), -1)
 

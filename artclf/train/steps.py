@@ -107,13 +107,15 @@ def train_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.Gra
                task_weights: Mapping[str, float],
                class_weights: Mapping[str, jax.Array] | None,
                label_smoothing: float, start_stage: int, frozen_below: int = 0,
-               ema_decay: float = 0.0, ema_warmup: float = 10.0) -> tuple[TrainState, dict]:
+               ema_decay: float = 0.0, ema_warmup: float = 10.0,
+               head_l2: float = 0.0) -> tuple[TrainState, dict]:
   """One optimiser step on one (global) batch: state in, state and metrics out.
 
   `start_stage` is where the network starts (0: from images; above: from cached
   features); stages below `frozen_below` are frozen, BatchNorm statistics included.
   A non-finite loss leaves the state unchanged and is reported in metrics['nonfinite'],
-  so a checkpoint never holds NaN parameters.
+  so a checkpoint never holds NaN parameters. `head_l2` adds head_l2 x the squared norm
+  of the heads' kernels to the loss (a logistic regression's penalty).
   """
   dropout_key = jax.random.fold_in(state.rng, state.step)
 
@@ -125,6 +127,8 @@ def train_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.Gra
                       frozen_below=frozen_below)
     loss, per_task = losses.total_loss(logits, batch, task_weights, class_weights,
                                        label_smoothing)
+    if head_l2:
+      loss = loss + head_l2 * losses.head_kernel_norm(trainable)
     return loss, (per_task, logits, nnx.state(model, nnx.BatchStat))
 
   (loss, (per_task, logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(

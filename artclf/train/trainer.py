@@ -97,8 +97,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     mesh = make_mesh()
     _check_settings(config, mesh)
     data_dir = dataset.ensure_built(config.data)
-    train_source = dataset.open_split(data_dir, config.data.train_split, config.data.max_examples)
-    val_source = dataset.open_split(data_dir, config.data.val_split, config.data.max_examples)
+    train_source, val_source = (
+        dataset.open_split(data_dir, split, config.data.max_examples, config.data.exclude)
+        for split in (config.data.train_split, config.data.val_split))
     if len(train_source) < config.batch_size:
       raise ValueError(f"{len(train_source)} training examples are fewer than one batch of "
                        f"{config.batch_size} (config.batch_size)")
@@ -253,7 +254,7 @@ def _run_phase(context: _Run, plan: phase_data.PhasePlan, run: RunState) -> None
       task_weights=dict(config.loss.task_weights), class_weights=context.class_weights,
       label_smoothing=config.loss.label_smoothing, start_stage=plan.start_stage,
       frozen_below=plan.first_trainable, ema_decay=phase_config.ema_decay,
-      ema_warmup=phase_config.ema_warmup)
+      ema_warmup=phase_config.ema_warmup, head_l2=config.loss.head_l2)
   eval_fn = steps.jit_eval_step(context.mesh, graphdef=graphdef, start_stage=plan.start_stage)
   log = _StepLog(context, plan, run, steps_per_epoch)
   for phase_step in range(run.phase_step, total_steps):

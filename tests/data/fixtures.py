@@ -12,12 +12,15 @@ from artclf.data import dataset
 _CULTURES = ["egyptian"] * 6 + ["greek"] * 2 + ["roman", ""]
 
 
-def build_synthetic(root, num_train: int = 24, num_val: int = 10) -> str:
-  """Writes num_train + num_val JPEGs of varied sizes with labels, builds them, returns data_dir."""
+def build_synthetic(root, num_train: int = 24, num_val: int = 10, museums=("",)) -> str:
+  """Writes num_train + num_val JPEGs of varied sizes with labels, builds them, returns data_dir.
+
+  Record i comes from museums[i % len(museums)] (the museum column).
+  """
   source = root / "source"
   (source / "images").mkdir(parents=True)
   rng = np.random.default_rng(0)
-  rows = ["image,object_id,culture,medium,period,split"]
+  rows = ["image,object_id,culture,medium,period,split,museum"]
   for i in range(num_train + num_val):
     width, height = [(64, 48), (40, 90), (120, 120), (300, 200)][i % 4]
     y, x = np.mgrid[0:height, 0:width]
@@ -31,7 +34,8 @@ def build_synthetic(root, num_train: int = 24, num_val: int = 10) -> str:
     medium = ["architecture", "painting", "sculpture", ""][i % 4]
     period = labels.CLASSES["period"][i % 3]
     split = "train" if i < num_train else "val"
-    rows.append(f"images/{i:03d}.jpg,OBJ{i},{culture},{medium},{period},{split}")
+    museum = museums[i % len(museums)]
+    rows.append(f"images/{i:03d}.jpg,OBJ{i},{culture},{medium},{period},{split},{museum}")
   (source / "labels.csv").write_text("\n".join(rows) + "\n")
   data_dir = root / "built"
   dataset.build(source, data_dir)  # records its source: configs may name data_dir alone

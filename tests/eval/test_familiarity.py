@@ -58,11 +58,13 @@ def test_far_points_score_lower_and_validation_passes_at_the_set_rate():
   assert np.all((far_scores >= 0) & (far_scores <= 1))
 
 
-def test_joint_classes_drop_small_combinations_and_unknown_labels():
-  label_ids = {"culture": np.array([0, 0, 0, 1, 1, -1]), "medium": np.array([2, 2, 2, 2, 2, 2]),
-               "period": np.array([1, 1, 1, 1, 1, 1])}
-  ids = familiarity.joint_class_ids(label_ids, min_count=3)
-  assert ids.tolist() == [0, 0, 0, -1, -1, -1]
+def test_joint_classes_drop_small_combinations_and_keep_unknown_labels_as_a_value():
+  label_ids = {"culture": np.array([0, 0, 0, 1, 1, 2, 2]),
+               "medium": np.array([2, 2, 2, 2, 2, -1, -1]),
+               "period": np.array([1, 1, 1, 1, 1, 0, 0])}
+  ids = familiarity.joint_class_ids(label_ids, min_count=2)
+  assert ids.tolist() == [0, 0, 0, 1, 1, 2, 2]
+  assert familiarity.joint_class_ids(label_ids, min_count=3).tolist() == [0, 0, 0, -1, -1, -1, -1]
 
 
 def test_a_tiny_training_set_falls_back_to_one_gaussian():
