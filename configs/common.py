@@ -103,6 +103,8 @@ def base_config() -> ml_collections.ConfigDict:
   # recall over each task's classes, fair to minority classes), mean_accuracy or
   # all_three_accuracy.
   config.selection_metric = "mean_balanced_accuracy"
+  # Select on the mean of the metric over the last N epochs of a phase (1: the epoch's own).
+  config.selection_window = 1
   config.log_every_steps = 20
   config.checkpoint_every_steps = 500
   config.keep_checkpoints = 2

@@ -152,6 +152,8 @@ def _check_settings(config, mesh) -> None:
   del hosts
   familiarity.check_settings(config.familiarity.method, config.familiarity.shrinkage,
                              config.familiarity.val_pass_rate)
+  if config.selection_window < 1:
+    raise ValueError(f"config.selection_window must be 1 or more, not {config.selection_window}")
   if config.selection_metric not in SELECTION_METRICS:
     raise ValueError(f"unknown selection_metric {config.selection_metric!r}: use "
                      f"{', '.join(SELECTION_METRICS)}")
@@ -317,6 +319,9 @@ def _end_of_epoch(context: _Run, plan, run: RunState, state, eval_fn, data) -> b
   value = (float(run.global_step) if config.selection_metric == "last"
            else selection_value(report, config.selection_metric))
   run.val_history.append(value)
+  # Selection on the mean of the last selection_window epochs: a small validation split
+  # swings by points between epochs, and one lucky epoch should not pick the model.
+  value = float(np.mean(run.val_history[-config.selection_window:]))
   if value > run.best_metric:
     run.best_metric, run.best_step, run.epochs_since_best = value, run.global_step, 0
     model = context.model

@@ -309,6 +309,20 @@ def test_final_fit_on_train_plus_val_keeps_the_last_epoch(synthetic_data_dir, tm
   assert len([r for r in log if r.get("split") == "val"]) == 3
 
 
+def test_selection_window_picks_the_best_mean_of_the_last_epochs(synthetic_data_dir, tmp_path):
+  config = _tiny_config(synthetic_data_dir, **{
+      "selection_window": 3, "phase1.epochs": 6, "phase2.epochs": 0,
+      "phase1.learning_rate": 3e-2, "familiarity.enabled": False})
+  summary = trainer.train_and_evaluate(config, tmp_path / "run")
+  log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+  val = [r for r in log if r.get("split") == "val"]
+  values = [r["mean_balanced_accuracy"] for r in val]
+  windowed = [np.mean(values[max(0, i - 2):i + 1]) for i in range(len(values))]
+  best = int(np.argmax(windowed))  # the first epoch with the best windowed mean
+  assert summary["mean_balanced_accuracy"] == pytest.approx(windowed[best])
+  assert summary["best_step"] == val[best]["step"]
+
+
 def test_ema_is_the_warmed_up_average_and_what_evaluation_sees():
   model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny", dropout=0.0), rngs=nnx.Rngs(0))
   mesh = mesh_lib.make_mesh()
