@@ -67,8 +67,9 @@ def base_config() -> ml_collections.ConfigDict:
       task_weights=dict(culture=1.0, medium=1.0, period=1.0),
       # Inverse-frequency class weights from the train split (artclf.data.balance).
       class_weights=True, class_weight_power=1.0, label_smoothing=0.1,
-      # head_l2 x the squared norm of the task heads' kernels joins the loss: the penalty of
-      # a logistic regression, which frozen features on a thousand images need.
+      # head_l2 x the squared norm of the kernels above the trunk (SE block and heads) joins
+      # the loss: a logistic regression's penalty, which frozen features on a thousand
+      # images need.
       head_l2=0.0))
 
   # weight_decay applies with name='adamw' only (decoupled weight decay).

@@ -54,10 +54,11 @@ def total_loss(logits: Mapping[str, jax.Array], batch: Mapping[str, jax.Array],
 
 
 def head_kernel_norm(params) -> jax.Array:
-  """The squared norm of the task heads' kernels (the L2 penalty of config.loss.head_l2)."""
+  """The squared norm of the kernels above the trunk, the SE block's and the task heads'
+  (the L2 penalty of config.loss.head_l2)."""
   total = jnp.float32(0.0)
   for path, leaf in jax.tree_util.tree_leaves_with_path(params):
     names = [str(getattr(key, "key", getattr(key, "name", key))) for key in path]
-    if "heads" in names and names[-1] in ("kernel", "value") and "kernel" in names:
+    if "head" in names and "kernel" in names:
       total = total + jnp.sum(jnp.square(leaf.astype(jnp.float32)))
   return total

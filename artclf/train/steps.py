@@ -115,7 +115,7 @@ def train_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.Gra
   features); stages below `frozen_below` are frozen, BatchNorm statistics included.
   A non-finite loss leaves the state unchanged and is reported in metrics['nonfinite'],
   so a checkpoint never holds NaN parameters. `head_l2` adds head_l2 x the squared norm
-  of the heads' kernels to the loss (a logistic regression's penalty).
+  of the SE block's and the heads' kernels to the loss (a logistic regression's penalty).
   """
   dropout_key = jax.random.fold_in(state.rng, state.step)
 

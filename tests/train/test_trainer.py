@@ -309,6 +309,21 @@ def test_final_fit_on_train_plus_val_keeps_the_last_epoch(synthetic_data_dir, tm
   assert len([r for r in log if r.get("split") == "val"]) == 3
 
 
+def test_head_l2_penalises_the_se_and_head_kernels_only():
+  model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny"), rngs=nnx.Rngs(0))
+  params = nnx.state(model, nnx.Param)
+  net = model.nets["shared"]
+  expected = sum(float(jnp.sum(layer.kernel.value ** 2)) for layer in
+                 [net.head.se.reduce, net.head.se.expand, *net.head.heads.values()])
+  assert float(losses.head_kernel_norm(params)) == pytest.approx(expected, rel=1e-5)
+  # The gradient of the penalty reaches no trunk parameter and no bias.
+  grads = jax.grad(losses.head_kernel_norm)(params)
+  for path, grad in jax.tree_util.tree_leaves_with_path(grads):
+    name = jax.tree_util.keystr(path)
+    touched = bool(jnp.any(grad != 0))
+    assert touched == ("head" in name and "kernel" in name), name
+
+
 def test_selection_window_picks_the_best_mean_of_the_last_epochs(synthetic_data_dir, tmp_path):
   config = _tiny_config(synthetic_data_dir, **{
       "selection_window": 3, "phase1.epochs": 6, "phase2.epochs": 0,
