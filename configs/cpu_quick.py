@@ -1,12 +1,14 @@
-"""The README's main job: a real model on the shared set in about 3 minutes on a 2-core CPU.
+"""The README's main job: a real model on the shared set in about 5 minutes on a 2-core CPU.
 
   python -m artclf.train --config=configs/cpu_quick.py --workdir=checkpoints/cpu_quick
 
-The ImageNet trunk stays frozen: its features are computed once for a few augmented
-views of every training image (most of the run time), then the SE block and the three
-heads train on them in seconds per epoch. Measured on the 2-core CPU from a clean checkout:
-183 s (about 140 s of it caching features), then 47 s for `python -m artclf.evaluate`;
-a rerun with the features cached on disk trains in under a minute.
+The ImageNet trunk stays frozen: its features of every training image's evaluation view are
+computed once (most of the run time), then the three heads train on them in about a second
+per epoch, with a logistic regression's L2 penalty, to convergence, and the model is
+selected on the validation metric averaged over 5 epochs. Chosen on validation (all figures
+in docs/results.md): heads on augmented views scored 3-5 points lower than on the
+evaluation view, and the SE block on frozen features 3 points lower than without it.
+MEASURED_TIME
 """
 
 from configs import common
@@ -14,9 +16,15 @@ from configs import common
 
 def get_config():
   config = common.base_config()
+  # Frozen features of the evaluation view only: no augmentation (see above).
+  config.data.augment.update(random_crop=False, horizontal_flip=False, max_rotation_deg=0.0,
+                             brightness=0.0, contrast=0.0)
   config.feature_cache.enabled = "always"
-  config.feature_cache.num_views = 2
+  config.model.use_se = False
+  config.model.dropout = 0.0
+  config.loss.label_smoothing = 0.0
+  config.loss.head_l2 = 1.0
   config.batch_size = 32
-  config.phase1 = common.phase(epochs=30, learning_rate=1e-3, trainable="heads",
-                               decay_rate=0.9, early_stopping_patience=8)
+  config.phase1 = common.phase(epochs=30, learning_rate=3e-4, trainable="heads", decay_rate=0.9)
+  config.selection_window = 5
   return config
