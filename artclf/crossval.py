@@ -7,9 +7,7 @@ Trains once per held-out source (in WORKDIR/holdout_<value>; a rerun resumes) an
 then writes to WORKDIR/crossval.md, each held-out source's figures and their mean.
 """
 
-import sys
-
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 from artclf import runtime
@@ -30,10 +28,7 @@ def main(argv) -> int:
   try:
     crossval.run(_CONFIG.value, _WORKDIR.value, _COLUMN.value, _MIN_IMAGES.value)
   except ValueError as error:
-    message = str(error).strip().splitlines()[0]
-    logging.error("%s", message)
-    print(f"error: {message}", file=sys.stderr)
-    return 1
+    return runtime.report_error(error)
   return 0
 
 

@@ -5,9 +5,7 @@ counts, their mean, all-three-correct, balanced accuracy, macro-F1 and calibrati
 writes them to WORKDIR/eval_<split>/ (see `artclf.eval.evaluation`).
 """
 
-import sys
-
-from absl import app, flags, logging
+from absl import app, flags
 
 from artclf import runtime
 
@@ -36,9 +34,7 @@ def main(argv) -> int:
                         _TTA.value, _OUTPUT_DIR.value, group_by=_GROUP_BY.value,
                         select=_SELECT.value)
   except (FileNotFoundError, ValueError) as error:
-    logging.error("%s", error)
-    print(f"error: {error}", file=sys.stderr)
-    return 1
+    return runtime.report_error(error)
   return 0
 
 

@@ -9,8 +9,6 @@ reported on its own line and the rest are still predicted; the exit status is 1 
 input failed, 2 if the model cannot be loaded or the output cannot be written.
 """
 
-import sys
-
 from absl import app, flags
 
 from artclf import runtime
@@ -37,8 +35,7 @@ def main(argv) -> int:
     return collection.run_cli(argv[1:], _WORKDIR.value, _OUTPUT.value, _EXPLAIN.value,
                               _TTA.value, _RESUME.value, _BATCH_SIZE.value, _THREADS.value)
   except (FileNotFoundError, ValueError) as error:  # no workdir, no checkpoint, or another config
-    print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
-    return 2
+    return runtime.report_error(error, status=2)
 
 
 if __name__ == "__main__":

@@ -124,3 +124,18 @@ def configure() -> None:
   handler = logging.get_absl_handler()
   if not any(isinstance(f, _LibraryInfoFilter) for f in handler.filters):
     handler.addFilter(_LibraryInfoFilter())
+
+
+def report_error(error, status: int = 1) -> int:
+  """Logs and prints `error`'s first line as 'error: ...' on stderr; returns `status`.
+
+  The expected failures of the command-line tools (bad input, a refused resume, missing
+  weights) end in this one line; anything else is a bug and keeps its traceback.
+  """
+  import sys  # pylint: disable=import-outside-toplevel
+  from absl import logging  # pylint: disable=import-outside-toplevel
+  text = str(error).strip()
+  message = text.splitlines()[0] if text else repr(error)
+  logging.error("%s", message)
+  print(f"error: {message}", file=sys.stderr)
+  return status

@@ -265,9 +265,4 @@ def top_k(images: Sequence[Image.Image], name: str, k: int = 5,
   classifier = load_imagenet_classifier(name, weights_dir)
   names = imagenet.imagenet_class_names()
   batch = np.stack([imagenet_input(image, name) for image in images])
-  probs = np.asarray(jax.nn.softmax(jax.jit(classifier.__call__)(batch), axis=-1))
-  results = []
-  for row in probs:
-    best = np.argsort(-row)[:k]
-    results.append([(names[i], float(row[i])) for i in best])
-  return results
+  return imagenet.top_classes(classifier, batch, names, k)

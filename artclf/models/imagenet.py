@@ -290,9 +290,10 @@ def top_k(images: Sequence[Image.Image], k: int = 5, weights_dir=None,
   classifier = load_imagenet_classifier(weights_dir, weights_tarball)
   names = imagenet_class_names(weights_dir, weights_tarball)
   batch = np.stack([transforms.eval_view(image.convert("RGB"), KERAS_VIEW) for image in images])
+  return top_classes(classifier, batch, names, k)
+
+
+def top_classes(classifier, batch: np.ndarray, names: list[str], k: int) -> list[list[tuple[str, float]]]:
+  """The k most probable (class name, probability) of an ImageNet classifier, per image."""
   probs = np.asarray(jax.nn.softmax(jax.jit(classifier.__call__)(batch), axis=-1))
-  results = []
-  for row in probs:
-    best = np.argsort(-row)[:k]
-    results.append([(names[i], float(row[i])) for i in best])
-  return results
+  return [[(names[i], float(row[i])) for i in np.argsort(-row)[:k]] for row in probs]

@@ -12,8 +12,6 @@ Several hosts: start the same command on each.
                                    a cluster made by hand (e.g. N processes on one machine)
 """
 
-import sys
-
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -48,18 +46,11 @@ def main(argv) -> int:
   except (trainer.TrainingDiverged, imagenet.WeightsError, ValueError) as error:
     # The expected failures (a refused resume, bad data or config, missing weights, a
     # diverged loss) end in one line; anything else is a bug and keeps its traceback.
-    return _fail(error)
+    return runtime.report_error(error)
   except OSError as error:
-    return _fail(workdir.describe_os_error(error))
+    return runtime.report_error(workdir.describe_os_error(error))
   logging.info("Done: %s", summary)
   return 0
-
-
-def _fail(error) -> int:
-  message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-  logging.error("%s", message)
-  print(f"error: {message}", file=sys.stderr)
-  return 1
 
 
 if __name__ == "__main__":
