@@ -9,7 +9,9 @@ then pass the workdirs. For each run, the best checkpoint is scored on the split
 `artclf.eval.metrics`, as `python -m artclf.evaluate` scores it (probabilities without the
 temperatures: they do not change a prediction). The bench prints every run, the spread of
 the headline figures over the runs, and the ensemble that averages their probabilities.
-Screen with --split=val; score test only to report what was chosen.
+Screen with --split=val; score test only to report what was chosen. With
+--split=train+val+test --select=museum=met and the crossval runs that held the Met out,
+it scores their ensemble on the held-out source.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from bench.common import HEADLINE, headline  # noqa: E402
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Training workdirs, comma-separated.")
 _SPLIT = flags.DEFINE_string("split", "val", "The split to score.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Built dataset folder (default: each run's).")
+_SELECT = flags.DEFINE_string("select", None, "Score only the records matching column=value "
+                              "(a source held out of training: see python -m artclf.crossval).")
 
 def average_probabilities(members: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
   """The ensemble's {task: [N, C]} probabilities: the members' mean."""
@@ -46,18 +50,20 @@ def spread(values: Sequence[float]) -> dict[str, float]:
           "min": min(values), "max": max(values)}
 
 
-def split_probabilities(workdir: str, split: str, data_dir: str | None):
-  """({task: probabilities}, {task: label ids}) of a run's best checkpoint on a split."""
+def split_probabilities(workdir: str, split: str, data_dir: str | None, select: str = ""):
+  """({task: probabilities}, {task: label ids}) of a run's best checkpoint on a split (or a
+  split expression such as train+val+test), optionally only the records matching `select`."""
   # pylint: disable=import-outside-toplevel  # JAX starts here, after the flags are parsed.
   from artclf.data import dataset, tfds_builder
   from artclf.eval import calibration, evaluation
   from artclf.serve import trained_model
   trained = trained_model.load(workdir, batch_size=32)
   data_dir = data_dir or dataset.ensure_built(trained.config.data)
-  if split not in tfds_builder.split_names(data_dir):
+  missing = set(split.split("+")) - set(tfds_builder.split_names(data_dir))
+  if missing:
     raise ValueError(f"split {split!r} not in {data_dir}")
-  logits, label_ids = evaluation.split_logits(trained, tfds_builder.open_split(data_dir, split),
-                                            flip_tta=False)
+  source = dataset.filtered(tfds_builder.open_split(data_dir, split), select, keep_matching=True)
+  logits, label_ids = evaluation.split_logits(trained, source, flip_tta=False)
   return {task: calibration.softmax(value) for task, value in logits.items()}, label_ids
 
 
@@ -76,7 +82,8 @@ def main(argv: Sequence[str]) -> int:
   start = time.time()
   members, reference_labels, rows = [], None, {}
   for workdir in _WORKDIRS.value:
-    probs, label_ids = split_probabilities(workdir, _SPLIT.value, _DATA_DIR.value)
+    probs, label_ids = split_probabilities(workdir, _SPLIT.value, _DATA_DIR.value,
+                                           _SELECT.value or "")
     if reference_labels is not None and any(
         not np.array_equal(label_ids[t], reference_labels[t]) for t in labels.TASKS):
       print(f"error: {workdir} was scored on different {_SPLIT.value} records than the "
