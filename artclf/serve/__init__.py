@@ -1,6 +1,17 @@
-"""Using a trained model: artclf.predict(...) and python -m artclf.predict
+"""Using a trained model: artclf.predict(...), python -m artclf.predict, python -m artclf.serve
 
-  trained_model  a workdir's best checkpoint, loaded and compiled once
-  predict        labels and probabilities for paths, pictures and arrays; the CLI's work
-  gradcam        where each head looked (Grad-CAM overlays)
+  trained_model    a workdir's best checkpoint (temperatures, familiarity), loaded and compiled once
+  predict          labels, probabilities and familiarity for paths, pictures and arrays
+  collection       the CLI over files and folders: streaming batches, CSV/JSON out, --resume
+  gradcam          where each head looked (Grad-CAM overlays)
+
+The web page and its JSON API (python -m artclf.serve, the `app` extra):
+
+  app              the FastAPI routes; load_app() loads the model once
+  model_runner     runs predict and Grad-CAM in worker threads, one call at a time
+  uploads          reading and checking uploaded files (size, pixels, decodability)
+  url_fetch        fetching an image URL with size and time limits, public addresses only
+  export           the corrected batch as CSV in the labels.csv format
+  http_errors      4xx answers with one message; body_limit and security_headers: middleware
+  static/          the page (HTML, CSS, JS)
 """
