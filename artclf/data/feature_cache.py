@@ -90,7 +90,7 @@ def load_or_compute(cache_dir: str | os.PathLike | None, key: str,
     return compute()
   folder = pathlib.Path(cache_dir) / key
   index = folder / "index.json"
-  if _on_every_host(index.exists()):
+  if on_every_host(index.exists()):
     names = json.loads(index.read_text())["names"]
     logging.info("Reusing cached features from %s", folder)
     return {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in names}
@@ -100,7 +100,8 @@ def load_or_compute(cache_dir: str | os.PathLike | None, key: str,
   return result
 
 
-def _on_every_host(flag: bool) -> bool:
+def on_every_host(flag: bool) -> bool:
+  """Whether `flag` holds on every host (each host passes its own)."""
   if jax.process_count() == 1:
     return flag
   from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel

@@ -90,6 +90,8 @@ def _prefetched(load_rows: Callable, blocks: np.ndarray, threads: int) -> Iterat
   """
   def load(block):
     valid = block[block != PAD_ROW]
+    if not len(valid):  # a host with nothing left: row 0 as a stand-in, counted as none
+      return load_rows(np.zeros(1, np.int64)), 0
     return load_rows(valid), len(valid)
 
   if threads <= 0:

@@ -28,7 +28,7 @@ from absl import logging
 from flax import nnx
 
 from artclf import labels
-from artclf.data import balance, dataset, transforms
+from artclf.data import balance, dataset, feature_cache, transforms
 from artclf.eval import calibration, familiarity, inference, metrics
 from artclf.mesh import (data_sharded, fetch_replicated, make_mesh, put_replicated, replicated,
                          to_global)
@@ -184,10 +184,11 @@ def _fit_familiarity(context: _Run, best_step: int) -> None:
   """Fits the familiarity scorer of the best weights (WORKDIR/familiarity.npz), once per best step."""
   path, config = context.workdir / familiarity.FAMILIARITY_FILE, context.config
   settings = json.dumps(config.familiarity.to_dict(), sort_keys=True)
-  if path.exists():
-    saved = familiarity.Familiarity.load(path)
-    if (saved.best_step, saved.settings) == (best_step, settings):
-      return
+  up_to_date = path.exists() and (lambda saved: (saved.best_step, saved.settings))(
+      familiarity.Familiarity.load(path)) == (best_step, settings)
+  # Every host must take the same branch: the fit below runs on all of them together.
+  if feature_cache.on_every_host(up_to_date):
+    return
   _load_best_into(context.model, context.workdir, context.mesh)
   graphdef, state = nnx.split(context.model)
   state = put_replicated(state, context.mesh)

@@ -66,3 +66,18 @@ def test_the_evaluation_view_of_a_file_is_drafted_then_resized_and_cropped(tmp_p
     # ... which is within a grey level or two of decoding at full size.
     full = transforms.eval_view(images.decode_image(data), config)
     assert np.abs(view.astype(int) - full).mean() < 2
+
+
+def test_a_host_with_only_padding_left_loads_a_stand_in_row_counted_as_none():
+  # Host 1 of 2, 20 rows, local batches of 8: step 2 deals it rows 24-31, all padding;
+  # loaders that stack their rows (np.stack of nothing fails) must still be called with some.
+  blocks = inference.local_row_blocks(20, 8, 1, 2)
+  assert (blocks[1] == inference.PAD_ROW).all()
+  loaded = []
+
+  def load_rows(rows):
+    loaded.append(rows.tolist())
+    return {"x": np.stack([np.full(2, r, np.float32) for r in rows])}
+
+  counts = [count for _, count in inference._prefetched(load_rows, blocks, threads=0)]
+  assert counts == [8, 0] and loaded == [list(range(8, 16)), [0]]
