@@ -48,7 +48,8 @@ def runners(trunk: str, train_batch: int, predict_batch: int) -> tuple[dict, int
     holder["state"], metrics = step(holder["state"], batch)
     metrics["loss"].block_until_ready()
 
-  graphdef, weights = nnx.split(model)
+  # A model of its own: the train step donates (deletes) the arrays it was given.
+  graphdef, weights = nnx.split(ArtClassifier(ModelSpec(trunk=trunk, dropout=0.0), rngs=nnx.Rngs(0)))
   forward = jax.jit(lambda w, x: nnx.merge(graphdef, w)(x))
   many, one = _pixels(predict_batch, size, 1), _pixels(1, size, 2)
 
