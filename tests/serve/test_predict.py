@@ -1,7 +1,9 @@
 """predict (function and CLI), Grad-CAM and evaluate, on a tiny model trained here."""
 
+import csv
 import io
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -98,6 +100,13 @@ def test_cli_predicts_a_folder_and_reports_the_corrupt_file(tiny_workdir, tmp_pa
   assert collection.run_cli([str(folder)], str(tiny_workdir), output=str(tmp_path / "out.csv"),
                          stream=io.StringIO()) == 0
   assert (tmp_path / "out.csv").read_text().count("\n") == 3
+  # The familiarity columns: the CLI's rows carry what artclf.predict says of each file.
+  with open(tmp_path / "out.csv", newline="") as f:
+    rows = {pathlib.Path(r["image"]).name: r for r in csv.DictReader(f)}
+  for name in ("a.jpg", "c.png"):
+    expected = artclf.predict(str(folder / name), workdir=tiny_workdir)
+    assert float(rows[name]["familiarity"]) == pytest.approx(expected["familiarity"], abs=1e-4)
+    assert rows[name]["unfamiliar"] == ("true" if expected["unfamiliar"] else "false")
 
 
 def test_gradcam_has_the_picture_size_and_values_in_unit_interval(tiny_workdir):
