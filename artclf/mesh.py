@@ -66,3 +66,10 @@ def fetch_replicated(tree):
   if jax.process_count() == 1:
     return jax.device_get(tree)
   return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
+
+
+def on_every_host(flag: bool) -> bool:
+  """Whether `flag` holds on every host (each host passes its own), so all take one branch."""
+  if jax.process_count() == 1:
+    return flag
+  return bool(np.min(multihost_utils.process_allgather(np.int32(flag))))

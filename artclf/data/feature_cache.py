@@ -20,6 +20,7 @@ import numpy as np
 from absl import logging
 
 from artclf import labels
+from artclf import mesh as mesh_lib
 from artclf.data import balance, transforms
 from artclf.eval import inference
 
@@ -90,7 +91,7 @@ def load_or_compute(cache_dir: str | os.PathLike | None, key: str,
     return compute()
   folder = pathlib.Path(cache_dir) / key
   index = folder / "index.json"
-  if on_every_host(index.exists()):
+  if mesh_lib.on_every_host(index.exists()):
     names = json.loads(index.read_text())["names"]
     logging.info("Reusing cached features from %s", folder)
     return {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in names}
@@ -98,14 +99,6 @@ def load_or_compute(cache_dir: str | os.PathLike | None, key: str,
   if jax.process_index() == 0:
     _write(folder, result)
   return result
-
-
-def on_every_host(flag: bool) -> bool:
-  """Whether `flag` holds on every host (each host passes its own)."""
-  if jax.process_count() == 1:
-    return flag
-  from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
-  return bool(np.min(multihost_utils.process_allgather(np.int32(flag))))
 
 
 def _write(folder: pathlib.Path, result: dict[str, np.ndarray]) -> None:

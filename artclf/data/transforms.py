@@ -241,6 +241,13 @@ def _affine_view(image: Image.Image, params: dict, size: int,
                          resample=resample, fillcolor=tuple(fill_rgb))
 
 
+def eval_view_loader(source, config: AugmentConfig):
+  """load_rows for `artclf.eval.inference.forward_rows`: the evaluation views of a source's rows."""
+  def load_rows(rows) -> dict[str, np.ndarray]:
+    return {"image": np.stack([eval_view(source[int(r)]["image"], config) for r in rows])}
+  return load_rows
+
+
 def eval_view(image, config: AugmentConfig = AugmentConfig()) -> np.ndarray:
   """The evaluation view, uint8 RGB [S, S, 3], of encoded bytes or an RGB PIL image.
 

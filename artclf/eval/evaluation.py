@@ -20,29 +20,24 @@ import sys
 import numpy as np
 
 from artclf import labels
-from artclf.data import balance, dataset, tfds_builder
+from artclf.data import balance, dataset, tfds_builder, transforms
 from artclf.eval import calibration, groups, inference, metrics, plots
 from artclf.serve import trained_model
 
 
-def _view_loader(trained, source):
-  def load_rows(rows):
-    return {"image": np.stack([trained.view(source[int(r)]["image"]) for r in rows])}
-  return load_rows
+def split_outputs(trained, source, flip_tta: bool) -> tuple[dict, dict]:
+  """({'logits': {task: ...}, 'pooled': vectors the heads read}, label ids) of every record
+  of a split source, from one pass through the one inference loop."""
+  outputs = inference.forward_rows(
+      trained.apply_outputs(flip_tta), transforms.eval_view_loader(source, trained.augment),
+      len(source), trained.local_batch_size, trained.mesh, what=f"evaluating {len(source)} images")
+  return outputs, balance.read_split_labels(source)
 
 
 def split_logits(trained, source, flip_tta: bool) -> tuple[dict, dict]:
-  """(logits, label ids) of every record of a split source, through the one inference loop."""
-  logits = inference.forward_rows(trained.apply(flip_tta), _view_loader(trained, source),
-                                  len(source), trained.local_batch_size, trained.mesh,
-                                  what=f"evaluating {len(source)} images")
-  return logits, balance.read_split_labels(source)
-
-
-def split_pooled(trained, source) -> np.ndarray:
-  """[N, D] the vectors the model's heads read, for every record of a split source."""
-  return inference.forward_rows(trained.apply_pooled(), _view_loader(trained, source),
-                                len(source), trained.local_batch_size, trained.mesh)["pooled"]
+  """(logits, label ids) of every record of a split source."""
+  outputs, label_ids = split_outputs(trained, source, flip_tta)
+  return outputs["logits"], label_ids
 
 
 def evaluate(workdir, split: str = "test", data_dir=None, calibration_split: str = "val",
@@ -70,7 +65,8 @@ def evaluate(workdir, split: str = "test", data_dir=None, calibration_split: str
     groups_of = dataset.column_values(source, group_by) if group_by else None
   except ValueError as error:
     raise ValueError(f"--group_by={group_by}: {error}") from None
-  logits, label_ids = split_logits(trained, source, flip_tta)
+  outputs, label_ids = split_outputs(trained, source, flip_tta)
+  logits = outputs["logits"]
 
   temperatures = {task: 1.0 for task in labels.TASKS}
   calibration_report = None
@@ -97,8 +93,7 @@ def evaluate(workdir, split: str = "test", data_dir=None, calibration_split: str
   if group_by:
     report["group_by"] = group_by
     report["groups"] = groups.group_reports(label_ids, probs, groups_of)
-    report["shortcuts"] = groups.shortcut_report(split_pooled(trained, source), label_ids,
-                                                 groups_of)
+    report["shortcuts"] = groups.shortcut_report(outputs["pooled"], label_ids, groups_of)
   _write_report(report, workdir, output_dir, split, stream)
   return report
 

@@ -103,12 +103,9 @@ class _TrunkAndHeads(nnx.Module):
   def __call__(self, images, train: bool = False, dropout_key=None, frozen_below: int = 0):
     return self.forward_from(images, 0, train, dropout_key, frozen_below)
 
-  def pooled(self, images):
-    """The vector its heads read (SE-gated, pooled trunk features) of RGB pixels."""
-    return self.head.pooled(self.features(images))
-
   def logits_and_pooled(self, images):
-    pooled = self.pooled(images)
+    """Inference logits and the vector its heads read (SE-gated, pooled trunk features)."""
+    pooled = self.head.pooled(self.features(images))
     return self.head.logits_of_pooled(pooled), pooled
 
 
@@ -158,12 +155,9 @@ class ArtClassifier(nnx.Module):
       logits.update(net.forward_from(features[name], start_stage, train, key, frozen_below))
     return logits
 
-  def pooled(self, images) -> jax.Array:
-    """The vectors the heads read, of every net side by side: [B, nets x features]."""
-    return jnp.concatenate([net.pooled(images) for net in self.nets.values()], axis=-1)
-
   def logits_and_pooled(self, images) -> tuple[dict[str, jax.Array], jax.Array]:
-    """Inference logits and the pooled vectors from one pass (for familiarity scores)."""
+    """Inference logits, and the vectors the heads read of every net side by side
+    ([B, nets x features]: familiarity scores and the shortcut report), from one pass."""
     logits, pooled = {}, []
     for net in self.nets.values():
       net_logits, net_pooled = net.logits_and_pooled(images)

@@ -62,12 +62,7 @@ class TrainedModel:
         logits = {task: (logits[task] + mirrored[task]) / 2 for task in logits}
       return {"logits": logits, "pooled": pooled}
 
-    @functools.partial(jax.jit, out_shardings=data_sharded(self.mesh))
-    def pooled(state, images):
-      return {"pooled": nnx.merge(graphdef, state).pooled(images)}
-
     self._forward = forward
-    self._pooled = pooled
 
   @property
   def local_batch_size(self) -> int:
@@ -95,10 +90,6 @@ class TrainedModel:
   def apply_outputs(self, flip_tta: bool = False) -> Callable:
     """inputs {'image': ...} -> {'logits': {task: ...}, 'pooled': vectors} from one pass."""
     return lambda inputs: self._forward(self._state, inputs["image"], flip_tta)
-
-  def apply_pooled(self) -> Callable:
-    """inputs {'image': global uint8 views} -> {'pooled': the vectors the heads read}."""
-    return lambda inputs: self._pooled(self._state, inputs["image"])
 
   def resolve_flip_tta(self, flip_tta: bool | None) -> bool:
     """None means: as the temperatures were fitted."""

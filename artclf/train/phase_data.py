@@ -101,8 +101,7 @@ class ImageData(PhaseData):
     return next(self.iterator)
 
   def load_val_rows(self, rows: np.ndarray) -> dict:
-    return {"image": np.stack([transforms.eval_view(self.val_source[int(r)]["image"], self.augment)
-                               for r in rows])}
+    return transforms.eval_view_loader(self.val_source, self.augment)(rows)
 
   def state(self) -> dict:
     return self.iterator.get_state()

@@ -28,10 +28,10 @@ from absl import logging
 from flax import nnx
 
 from artclf import labels
-from artclf.data import balance, dataset, feature_cache, transforms
+from artclf.data import balance, dataset, transforms
 from artclf.eval import calibration, familiarity, inference, metrics
-from artclf.mesh import (data_sharded, fetch_replicated, make_mesh, put_replicated, replicated,
-                         to_global)
+from artclf.mesh import (data_sharded, fetch_replicated, make_mesh, on_every_host, put_replicated,
+                         replicated, to_global)
 from artclf.models import classifier as model_lib
 from artclf.models import trunks
 from artclf.train import checkpoints, metric_writer, phase_data, steps
@@ -184,10 +184,12 @@ def _fit_familiarity(context: _Run, best_step: int) -> None:
   """Fits the familiarity scorer of the best weights (WORKDIR/familiarity.npz), once per best step."""
   path, config = context.workdir / familiarity.FAMILIARITY_FILE, context.config
   settings = json.dumps(config.familiarity.to_dict(), sort_keys=True)
-  up_to_date = path.exists() and (lambda saved: (saved.best_step, saved.settings))(
-      familiarity.Familiarity.load(path)) == (best_step, settings)
+  up_to_date = False
+  if path.exists():
+    saved = familiarity.Familiarity.load(path)
+    up_to_date = (saved.best_step, saved.settings) == (best_step, settings)
   # Every host must take the same branch: the fit below runs on all of them together.
-  if feature_cache.on_every_host(up_to_date):
+  if on_every_host(up_to_date):
     return
   _load_best_into(context.model, context.workdir, context.mesh)
   graphdef, state = nnx.split(context.model)
@@ -201,12 +203,9 @@ def _fit_familiarity(context: _Run, best_step: int) -> None:
   augment = transforms.from_config(config.data.augment)
 
   def outputs(source, split: str) -> dict:
-    def load_rows(rows):
-      return {"image": np.stack([transforms.eval_view(source[int(r)]["image"], augment)
-                                 for r in rows])}
     out = inference.forward_rows(
-        lambda inputs: forward(state, inputs["image"]), load_rows, len(source),
-        config.eval_batch_size // jax.process_count(), context.mesh,
+        lambda inputs: forward(state, inputs["image"]),
+        transforms.eval_view_loader(source, augment), len(source), config.eval_batch_size // jax.process_count(), context.mesh,
         threads=config.data.read_threads, what=f"familiarity: {split} split")
     return {**out, "labels": balance.read_split_labels(source)}
 
