@@ -1,4 +1,5 @@
-"""artclf: culture, medium and period of ancient artworks from a photo.
+"""artclf: culture, medium and period of ancient artworks from a photo (or a collection's
+own labels: see `artclf.scheme`).
 
   import artclf
   artclf.predict("photo.jpg", workdir="checkpoints/cpu_quick")
@@ -7,7 +8,7 @@ Importing artclf has no side effects: JAX starts, and XLA flags are set, only in
 entry points (`python -m artclf.train`, `artclf.evaluate`, `artclf.predict`, ...).
 """
 
-from artclf.labels import CLASSES, TASKS  # noqa: F401  (public names)
+from artclf.scheme import DEFAULT as DEFAULT_SCHEME, LabelScheme  # noqa: F401  (public names)
 
 __version__ = "0.1.0"
 

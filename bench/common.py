@@ -10,11 +10,11 @@ from typing import Callable
 
 import numpy as np
 
-from artclf import labels
+from artclf import scheme as scheme_lib
 
 # The one label vocabulary (artclf.labels imports nothing heavy, so the torch worker can use it).
-TASKS = labels.TASKS
-NUM_CLASSES = labels.num_classes("culture")
+TASKS = scheme_lib.DEFAULT.tasks
+NUM_CLASSES = scheme_lib.DEFAULT.num_classes("culture")
 
 
 def random_batch(batch_size: int, image_size: int = 224, seed: int = 0):

@@ -7,7 +7,7 @@
 
 View None is the evaluation view, view k the k-th augmented training view (the pipeline's
 epoch k), as the feature cache makes them. Features come from the trunk with its ImageNet
-weights through the one inference loop (`artclf.eval.inference`), and are cached under
+weights through the one inference loop (`artclf.inference`), and are cached under
 checkpoints/feature_cache keyed by data, trunk, image size and views.
 """
 

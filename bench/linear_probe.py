@@ -19,6 +19,7 @@ import time
 from absl import app, flags
 
 from artclf import runtime
+from artclf import scheme as scheme_lib
 from bench import common
 
 _TRUNKS = flags.DEFINE_list("trunks", ["resnet50"], "Trunks whose features are concatenated.")
@@ -61,11 +62,11 @@ def main(argv):
   for c in (float(value) for value in _C.value):
     start = time.time()
     heads = {task: fit_logistic_regression((fit_x - mean) / std, fit_y[task],
-                                           labels.num_classes(task), c, iterations=300)
-             for task in labels.TASKS}
+                                           scheme_lib.DEFAULT.num_classes(task), c, iterations=300)
+             for task in scheme_lib.DEFAULT.tasks}
     for split, (x, y) in scored.items():
       probs = {task: np.asarray(jax.nn.softmax(((x - mean) / std) @ heads[task]["w"] +
-                                               heads[task]["b"], -1)) for task in labels.TASKS}
+                                               heads[task]["b"], -1)) for task in scheme_lib.DEFAULT.tasks}
       figures = common.headline(metrics.evaluate_predictions(y, probs))
       print(f"| {'+'.join(_TRUNKS.value)} | {c:g} | {_FIT.value} | {split} | " +
             " | ".join(f"{100 * figures[k]:.1f}" for k in common.HEADLINE) + " |", flush=True)

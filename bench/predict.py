@@ -35,6 +35,7 @@ from flax import nnx  # pylint: disable=wrong-import-position
 from artclf.models.classifier import ArtClassifier, ModelSpec  # pylint: disable=wrong-import-position
 from artclf.serve.predict import predict  # pylint: disable=wrong-import-position
 from artclf.serve.trained_model import TrainedModel  # pylint: disable=wrong-import-position
+from artclf import scheme as scheme_lib
 from bench import common  # pylint: disable=wrong-import-position
 from configs import common as config_common  # pylint: disable=wrong-import-position
 
@@ -62,7 +63,7 @@ def main() -> None:
     return collection_bench(args)
   print(f"jax {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
 
-  model = ArtClassifier(ModelSpec(compute_dtype=args.dtype), rngs=nnx.Rngs(0))
+  model = ArtClassifier(ModelSpec(heads=scheme_lib.DEFAULT.heads, compute_dtype=args.dtype), rngs=nnx.Rngs(0))
   batch_images, _ = common.random_batch(args.batch, seed=2)
   single_image = batch_images[:1]
 

@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from artclf import labels  # noqa: E402
+from artclf import scheme as scheme_lib
 from bench.common import HEADLINE, headline  # noqa: E402
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "Training workdirs, comma-separated.")
@@ -85,7 +86,7 @@ def main(argv: Sequence[str]) -> int:
     probs, label_ids = split_probabilities(workdir, _SPLIT.value, _DATA_DIR.value,
                                            _SELECT.value or "")
     if reference_labels is not None and any(
-        not np.array_equal(label_ids[t], reference_labels[t]) for t in labels.TASKS):
+        not np.array_equal(label_ids[t], reference_labels[t]) for t in scheme_lib.DEFAULT.tasks):
       print(f"error: {workdir} was scored on different {_SPLIT.value} records than the "
             "first run; give runs built on the same dataset", file=sys.stderr)
       return 1

@@ -1,6 +1,6 @@
 """PyTorch reference of artclf's network and train step, for the benches only.
 
-The network is built as `artclf.models.classifier.ArtClassifier` with `ModelSpec()` builds it:
+The network is built as `artclf.models.classifier.ArtClassifier` with `ModelSpec(heads=scheme_lib.DEFAULT.heads)` builds it:
   * Keras-layout ResNet50 v1: stride in the first 1x1 conv of a bottleneck and in the
     projection, every conv has a bias, BatchNorm eps 1e-3 (momentum 0.99 in Keras terms);
   * stem: 7x7 stride-2 conv (zero padding 3), BN, ReLU, 3x3 stride-2 max-pool (padding 1,
@@ -26,11 +26,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from artclf import labels
+from artclf import scheme as scheme_lib
 
 # The one label vocabulary (artclf.labels imports nothing heavy, so the torch worker can use it).
-TASKS = labels.TASKS
-NUM_CLASSES = labels.num_classes("culture")
+TASKS = scheme_lib.DEFAULT.tasks
+NUM_CLASSES = scheme_lib.DEFAULT.num_classes("culture")
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.01  # Keras momentum 0.99 in PyTorch's convention.
 MEMORY_FORMAT = torch.channels_last

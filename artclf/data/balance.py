@@ -3,30 +3,35 @@
 The shared set is 91% Egyptian, so the training code can weight the loss per
 class (`class_weights`) and/or let the pipeline sample examples with
 `sampling_weights` (see `artclf.data.pipeline`, `PipelineConfig.sampling`).
-Unknown labels (`artclf.labels.UNKNOWN`) are never counted.
+Label ids are a split's {task: [N] class ids} under a scheme (`artclf.scheme`); unknown
+labels (UNKNOWN) are never counted.
 """
 
 import numpy as np
 
-from artclf import labels
-
-SAMPLING_MODES = ("uniform", "culture", "product")
+from artclf import scheme as scheme_lib
 
 
-def read_split_labels(source) -> dict[str, np.ndarray]:
-  """Task -> int32 [N] class ids (UNKNOWN = -1) of every record of a random-access source."""
-  records = [source[i] for i in range(len(source))]
-  return {task: np.array([int(r[task]) for r in records], dtype=np.int32)
-          for task in labels.TASKS}
+def sampling_modes(scheme: scheme_lib.LabelScheme) -> tuple[str, ...]:
+  """'uniform', 'product', or a task's name (that task's classes drawn equally often)."""
+  return ("uniform", "product") + scheme.tasks
 
 
-def class_counts(label_ids: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def class_counts(label_ids: dict[str, np.ndarray],
+                 scheme: scheme_lib.LabelScheme) -> dict[str, np.ndarray]:
   """Task -> int64 [num_classes] count of each class, unknown ignored."""
   counts = {}
-  for task in labels.TASKS:
+  for task in scheme.tasks:
     ids = np.asarray(label_ids[task])
-    counts[task] = np.bincount(ids[ids >= 0], minlength=labels.num_classes(task))
+    counts[task] = np.bincount(ids[ids >= 0], minlength=scheme.num_classes(task))
   return counts
+
+
+def missing_classes(label_ids: dict[str, np.ndarray], scheme: scheme_lib.LabelScheme) -> list[str]:
+  """'task=class' for every class of the scheme without a single labelled example."""
+  counts = class_counts(label_ids, scheme)
+  return [f"{task}={scheme.classes[task][i]}" for task in scheme.tasks
+          for i in np.flatnonzero(counts[task] == 0)]
 
 
 def class_weights(counts: np.ndarray, *, power: float = 1.0, smoothing: float = 0.0,
@@ -60,27 +65,29 @@ def class_weights(counts: np.ndarray, *, power: float = 1.0, smoothing: float = 
   return weights.astype(np.float32)
 
 
-def sampling_weights(label_ids: dict[str, np.ndarray], mode: str = "culture", *,
-                     power: float = 1.0, max_weight: float | None = None) -> np.ndarray:
+def sampling_weights(label_ids: dict[str, np.ndarray], scheme: scheme_lib.LabelScheme,
+                     mode: str, *, power: float = 1.0,
+                     max_weight: float | None = None) -> np.ndarray:
   """float64 [N] probability of drawing each example, summing to 1.
 
   Modes:
     uniform  every example equally likely.
-    culture  proportional to the class weight of the example's culture, so
-             each culture is drawn about equally often (power=1); examples
-             with an unknown culture get weight 1 (the mean class weight).
-    product  the product over the three tasks of the example's class weights
-             (unknown -> 1): rare cultures, media and periods all get drawn
-             more. With power=1 the product over-corrects combinations of rare
-             classes; power=0.5 (or a max_weight) is usually the better choice.
+    <task>   (culture, say) proportional to the class weight of the example's label
+             of that task, so each of its classes is drawn about equally often
+             (power=1); examples whose label is unknown get weight 1 (the mean
+             class weight).
+    product  the product over every task of the example's class weights
+             (unknown -> 1): rare classes of every task get drawn more. With
+             power=1 the product over-corrects combinations of rare classes;
+             power=0.5 (or a max_weight) is usually the better choice.
   """
-  if mode not in SAMPLING_MODES:
-    raise ValueError(f"sampling mode {mode!r} not in {SAMPLING_MODES}")
-  n = len(label_ids[labels.TASKS[0]])
+  if mode not in sampling_modes(scheme):
+    raise ValueError(f"sampling mode {mode!r} is not one of {', '.join(sampling_modes(scheme))}")
+  n = len(label_ids[scheme.tasks[0]])
   weights = np.ones(n, dtype=np.float64)
   if mode != "uniform":
-    counts = class_counts(label_ids)
-    tasks = ("culture",) if mode == "culture" else labels.TASKS
+    counts = class_counts(label_ids, scheme)
+    tasks = scheme.tasks if mode == "product" else (mode,)
     for task in tasks:
       per_class = class_weights(counts[task], power=power, max_weight=max_weight)
       ids = np.asarray(label_ids[task])

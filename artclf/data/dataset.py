@@ -2,7 +2,8 @@
 
   data_dir = dataset.ensure_built(config.data)            # builds config.data.source_dir once
   source = dataset.open_split(data_dir, "train", max_examples=0)
-  source[i]  # {'image': encoded bytes, 'culture': int32, ..., 'image_path': bytes, ...}
+  source[i]  # {'image': encoded bytes, 'image_path': bytes, 'metadata_json': bytes, ...}
+  train = dataset.open_labelled(data_dir, "train", scheme)  # records + class ids of a scheme
 
 A build remembers a fingerprint of the folder it came from (labels.csv's bytes, and each
 listed image's size and modification time). When the folder changes (labels.csv edited,
@@ -14,16 +15,19 @@ here, so that none of them needs the training module to find a dataset.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
 import os
 import pathlib
 import shutil
+from typing import Any
 
+import numpy as np
 from absl import logging
 
-from artclf import labels
+from artclf import scheme as scheme_lib
 from artclf.data import labels_csv, tfds_builder
 
 FINGERPRINT_FILE = "artclf_source.json"
@@ -62,6 +66,9 @@ def _record(built: pathlib.Path) -> dict | None:
 
 def _reusable(built: pathlib.Path, source_dir: pathlib.Path) -> tuple[bool, pathlib.Path]:
   """(whether the build can be used as it is, the folder it is checked against)."""
+  if built.name != str(tfds_builder.AncientArt.VERSION):
+    logging.warning("%s is a build of an older format: rebuilding it from %s", built, source_dir)
+    return False, source_dir
   record = _record(built)
   if record is None:
     logging.warning("%s does not record its source (an older build): rebuilding it from %s",
@@ -152,22 +159,74 @@ class Rows:
 
 def column_values(source, column: str) -> list[str]:
   """Each record's value of a labels.csv column (a label or a metadata column such as museum)."""
-  values = []
+  return columns_of(source, [column])[column]
+
+
+def columns_of(source, columns) -> dict[str, list[str]]:
+  """{column: each record's value} of labels.csv columns, from one read of the records."""
+  values = {column: [] for column in columns}
   for index in range(len(source)):
     record = source[index]
-    if column in record and isinstance(record[column], bytes):
-      values.append(record[column].decode())
-      continue
-    if column in labels.TASKS:  # stored as class ids, -1 when unknown
-      label_id = int(record[column])
-      values.append(labels.CLASSES[column][label_id] if label_id >= 0 else "")
-      continue
-    extra = json.loads(record["metadata_json"].decode())
-    if column not in extra:
-      raise ValueError(f"the dataset has no column {column!r} (its metadata columns: "
-                       f"{', '.join(sorted(extra))})")
-    values.append(str(extra[column]))
+    extra = None
+    for column in columns:
+      if column in record and isinstance(record[column], bytes):
+        values[column].append(record[column].decode())
+        continue
+      extra = json.loads(record["metadata_json"].decode()) if extra is None else extra
+      if column not in extra:
+        raise ValueError(f"the dataset has no column {column!r} (its columns: "
+                         f"{', '.join(sorted(extra))})")
+      values[column].append(str(extra[column]))
   return values
+
+
+def labels_file(data_dir) -> str:
+  """The labels.csv a build came from, for messages."""
+  record = _record(tfds_builder.dataset_dir(data_dir)) or {}
+  folder = record.get("source_dir")
+  return str(pathlib.Path(folder) / labels_csv.LABELS_FILE) if folder else labels_csv.LABELS_FILE
+
+
+def read_labels(source, scheme: scheme_lib.LabelScheme,
+                where: str = labels_csv.LABELS_FILE) -> dict[str, np.ndarray]:
+  """{task: int32 [N] class ids (UNKNOWN for empty)} of every record under `scheme`.
+
+  A label outside the scheme raises DatasetError naming `where` (the labels.csv), the
+  row's line, the column, the value and the allowed classes.
+  """
+  try:
+    texts = columns_of(source, scheme.tasks)
+  except ValueError as error:
+    raise labels_csv.DatasetError(f"{where}: {error}; config.tasks names the label columns "
+                                  f"({','.join(scheme.tasks)})") from None
+  ids = {}
+  for task in scheme.tasks:
+    try:
+      ids[task] = scheme_lib.label_ids(scheme, task, texts[task])
+    except scheme_lib.SchemeError as error:
+      line = int(source[error.index]["line"])
+      raise labels_csv.DatasetError(
+          f"{where}, line {line}: column {task}: {error}; add it to config.classes.{task}, or "
+          f"leave that empty to take the classes from the training labels") from None
+  return ids
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelledSplit:
+  """A split's records and their class ids under one scheme."""
+  name: str
+  source: Any   # random access: len(source), source[i] -> a record dict
+  labels: dict[str, np.ndarray]
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+
+def open_labelled(data_dir, split: str, scheme: scheme_lib.LabelScheme, max_examples: int = 0,
+                  exclude: str = "") -> LabelledSplit:
+  """`open_split`, with the records' class ids under `scheme`."""
+  source = open_split(data_dir, split, max_examples, exclude)
+  return LabelledSplit(split, source, read_labels(source, scheme, labels_file(data_dir)))
 
 
 def parse_rule(rule: str) -> tuple[str, set[str]]:

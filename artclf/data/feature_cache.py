@@ -19,10 +19,10 @@ import jax
 import numpy as np
 from absl import logging
 
-from artclf import labels
+from artclf import inference
 from artclf import mesh as mesh_lib
+from artclf import scheme as scheme_lib
 from artclf.data import balance, transforms
-from artclf.eval import inference
 
 
 def view_loader(source, num_records: int, views: Sequence[int | None],
@@ -68,13 +68,15 @@ def cache_key(description: dict[str, Any], frozen_arrays: Sequence[np.ndarray]) 
   return digest.hexdigest()[:24]
 
 
-def source_digest(source) -> str:
-  """A digest of a split's records (image bytes and labels), so a rebuilt dataset misses the cache."""
+def source_digest(source, label_ids: dict[str, np.ndarray]) -> str:
+  """A digest of a split's records (image bytes and label ids), so a rebuilt dataset misses
+  the cache."""
   digest = hashlib.sha256()
   for index in range(len(source)):
-    record = source[index]
-    digest.update(record["image"])
-    digest.update(np.asarray([int(record[task]) for task in labels.TASKS], np.int32).tobytes())
+    digest.update(source[index]["image"])
+  for task in sorted(label_ids):
+    digest.update(task.encode())
+    digest.update(np.asarray(label_ids[task], np.int32).tobytes())
   return digest.hexdigest()
 
 
@@ -121,7 +123,8 @@ class CachedBatches:
   """
 
   def __init__(self, features: dict[str, np.ndarray], label_ids: dict[str, np.ndarray],
-               batch_size: int, seed: int, sampling: str = "uniform", sampling_power: float = 1.0,
+               scheme: scheme_lib.LabelScheme, batch_size: int, seed: int,
+               sampling: str = "uniform", sampling_power: float = 1.0,
                sampling_max_weight: float | None = None):
     self.features = features
     self.labels = label_ids
@@ -134,7 +137,7 @@ class CachedBatches:
                        f"of {batch_size}")
     self.sampling_weights = None
     if sampling != "uniform":
-      weights = balance.sampling_weights(label_ids, sampling, power=sampling_power,
+      weights = balance.sampling_weights(label_ids, scheme, sampling, power=sampling_power,
                                          max_weight=sampling_max_weight)
       self.sampling_weights = weights / weights.sum()
 

@@ -3,17 +3,16 @@
 `labels.csv` needs the columns
 
   image    path of the image file, relative to the folder holding labels.csv
-  culture  egyptian | greek | roman, or empty
-  medium   architecture | painting | sculpture, or empty
-  period   early | middle | late, or empty
   split    one of the configured split names (default train, val, test)
 
-Any other column (object_id, museum, title, license, ...) is kept, as text, in
-`Example.metadata`. An empty label means unknown for that task: the row keeps
-its class id `artclf.labels.UNKNOWN` (-1) there and still counts for the other
-tasks.
+and holds a column per label task (the shared set's culture, medium and period, or a
+run's own tasks: see `artclf.scheme`). Every column but image and split (labels,
+object_id, museum, title, license, ...) is kept, as text, in `Example.metadata`; the
+labels are checked against a run's scheme when the run reads them
+(`artclf.data.dataset.read_labels`), since one folder can serve runs of several schemes.
+An empty label means unknown for that task.
 
-`load_dataset` checks everything before anything is built and raises
+`load_dataset` checks the rest before anything is built and raises
 `DatasetError` naming the labels.csv line and the offending value. Images that
 exist but cannot be decoded are all collected first, then reported together
 (count and paths); they are skipped only with `skip_bad_images=True`, and even
@@ -29,11 +28,10 @@ import os
 import pathlib
 import posixpath
 
-from artclf import labels
 from artclf.data import images
 
 LABELS_FILE = "labels.csv"
-REQUIRED_COLUMNS = ("image",) + labels.TASKS + ("split",)
+REQUIRED_COLUMNS = ("image", "split")
 DEFAULT_SPLITS = ("train", "val", "test")
 
 
@@ -46,9 +44,8 @@ class Example:
   """One row of labels.csv, validated."""
   line: int  # Line of labels.csv where the row starts (the header is line 1).
   image: str  # Path relative to the dataset folder, '/'-separated.
-  label_ids: dict[str, int]  # Task -> class id, labels.UNKNOWN when empty.
   split: str
-  metadata: dict[str, str]  # Every non-required column, as written.
+  metadata: dict[str, str]  # Every column but image and split (labels too), as written.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +84,7 @@ def load_dataset(source_dir: str | os.PathLike, *, splits=DEFAULT_SPLITS,
 
   Raises:
     DatasetError: with the labels.csv line and value, for a missing column, an
-      unknown label, an unknown split, a duplicate or missing image, and (unless
+      unknown split, a duplicate or missing image, and (unless
       skip_bad_images) for undecodable images, all listed.
   """
   source_dir = pathlib.Path(source_dir)
@@ -170,12 +167,6 @@ def _read_rows(csv_path: pathlib.Path,
         raise DatasetError(f"{where}: duplicate image {image!r} "
                            f"(already on line {first_line_of[image]})")
       first_line_of[image] = line
-      label_ids = {}
-      for task in labels.TASKS:
-        try:
-          label_ids[task] = labels.class_id(task, row[task])
-        except ValueError as e:
-          raise DatasetError(f"{where}: column {task}: {e}") from None
       split = row["split"].strip()
       if split not in splits:
         raise DatasetError(f"{where}: split {split!r} is not one of {', '.join(splits)}")
@@ -184,7 +175,7 @@ def _read_rows(csv_path: pathlib.Path,
       if not _inside(csv_path.parent, csv_path.parent / image):
         raise DatasetError(f"{where}: image {image!r} is a link to a file outside "
                            f"{csv_path.parent}; copy the file into the dataset folder")
-      examples.append(Example(line=line, image=image, label_ids=label_ids, split=split,
+      examples.append(Example(line=line, image=image, split=split,
                               metadata={c: row[c] for c in metadata_columns}))
   return examples, metadata_columns
 

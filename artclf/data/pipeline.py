@@ -1,20 +1,20 @@
 """The grain training pipeline: a TFDS `ancient_art` split -> augmented batches, forever.
 
-  source = dataset.open_split(data_dir, "train")
-  batches = pipeline.make_dataset(source, PipelineConfig(batch_size=32, seed=0))
+  train = dataset.open_labelled(data_dir, "train", scheme)
+  batches = pipeline.make_dataset(train, scheme, PipelineConfig(batch_size=32, seed=0))
   iterator = iter(batches)
   batch = next(iterator)  # {'image': uint8 [b, S, S, 3], 'culture': int32 [b], ..., 'index': int64 [b]}
   state = iterator.get_state()   # save with the model checkpoint ...
   iterator.set_state(state)      # ... and the resumed run continues with the next batch.
 
 Batches: `image` is uint8 RGB (the network makes its own input from pixels, see
-`artclf.models`), `culture`/`medium`/`period` int32 class ids with UNKNOWN = -1,
-`index` the record's position in the split source. `b` is this host's share of the
+`artclf.models`), one int32 class id per task of the scheme (UNKNOWN = -1), `index`
+the record's position in the split source. `b` is this host's share of the
 global `batch_size`.
 
 How the order is made, the same whatever the number of hosts (all deterministic given
 `seed`): epoch e is a permutation of all records drawn from (seed, e), or with
-`sampling='culture'`/`'product'` as many draws with replacement weighted by
+`sampling=<task>`/`'product'` as many draws with replacement weighted by
 `artclf.data.balance.sampling_weights`. Epochs are concatenated into one stream cut into
 global batches of `batch_size` (a batch may straddle two epochs). Host h of P takes the
 h-th block of batch_size / P records of every global batch, which is exactly the block
@@ -39,8 +39,8 @@ import grain
 import numpy as np
 from absl import flags
 
-from artclf import labels
-from artclf.data import balance, images, transforms
+from artclf import scheme as scheme_lib
+from artclf.data import balance, dataset, images, transforms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +50,7 @@ class PipelineConfig:
   seed: int = 0
   augmentation: transforms.AugmentConfig = transforms.AugmentConfig()
   # 'uniform' (a fresh permutation per epoch, or the source order if not shuffle), or
-  # class-balanced 'culture' / 'product' draws (artclf.data.balance.sampling_weights)
+  # class-balanced '<task>' / 'product' draws (artclf.data.balance.sampling_weights)
   # with its power and weight cap (None: no cap).
   shuffle: bool = True
   sampling: str = "uniform"
@@ -64,7 +64,8 @@ class PipelineConfig:
   read_threads: int = 0
 
 
-def make_dataset(source, config: PipelineConfig = PipelineConfig(), *,
+def make_dataset(split: dataset.LabelledSplit, scheme: scheme_lib.LabelScheme,
+                 config: PipelineConfig = PipelineConfig(), *,
                  process_index: int | None = None,
                  process_count: int | None = None) -> grain.IterDataset:
   """This host's endless stream of augmented training batches (see the module docstring).
@@ -75,14 +76,14 @@ def make_dataset(source, config: PipelineConfig = PipelineConfig(), *,
   if config.batch_size % process_count:
     raise ValueError(f"batch_size {config.batch_size} is not a multiple of the "
                      f"{process_count} hosts")
-  if not len(source):
+  if not len(split):
     raise ValueError("the training split is empty")
-  order = EpochOrder(source, config)
+  order = EpochOrder(split, scheme, config)
   local_batch = config.batch_size // process_count
   positions = grain.MapDataset.range(0, sys.maxsize).map(
       _HostPositions(config.batch_size, local_batch, process_index))
   examples = positions.map(order.record_at).map(
-      _LoadExample(source, config.augmentation, config.seed))
+      _LoadExample(split, config.augmentation, config.seed))
   batches = examples.batch(local_batch, drop_remainder=True, batch_fn=_stack)
   dataset = batches.to_iter_dataset(
       grain.ReadOptions(num_threads=config.read_threads,
@@ -121,14 +122,15 @@ class _HostPositions:
 class EpochOrder:
   """Global stream position -> (epoch, record): a pure function of (seed, epoch)."""
 
-  def __init__(self, source, config: PipelineConfig):
-    self.num_records = len(source)
+  def __init__(self, split: dataset.LabelledSplit, scheme: scheme_lib.LabelScheme,
+               config: PipelineConfig):
+    self.num_records = len(split)
     self.seed = _derived_seed(config.seed, "order")
     self.shuffle = config.shuffle
     self.probabilities = None
     if config.sampling != "uniform":
       self.probabilities = balance.sampling_weights(
-          balance.read_split_labels(source), config.sampling, power=config.sampling_power,
+          split.labels, scheme, config.sampling, power=config.sampling_power,
           max_weight=config.sampling_max_weight)
     # (epoch, its order), replaced whole: reader threads never see a half-updated pair.
     self._cache = (-1, None)
@@ -160,8 +162,10 @@ def _derived_seed(seed: int, purpose: str) -> int:
 class _LoadExample:
   """(epoch, record) -> {'image': uint8 [S, S, 3], task: int32, 'index': int64}."""
 
-  def __init__(self, source, augment_config: transforms.AugmentConfig, seed: int):
-    self._source = source
+  def __init__(self, split: dataset.LabelledSplit, augment_config: transforms.AugmentConfig,
+               seed: int):
+    self._source = split.source
+    self._labels = split.labels
     self._augment_config = augment_config
     self._seed = seed
 
@@ -176,7 +180,7 @@ class _LoadExample:
       raise images.ImageDecodeError(
           f"record {record_id} ({record['image_path'].decode()}): {e}") from None
     example = {"image": image, "index": np.int64(record_id)}
-    example.update({task: np.int32(record[task]) for task in labels.TASKS})
+    example.update({task: np.int32(ids[record_id]) for task, ids in self._labels.items()})
     return example
 
 

@@ -6,16 +6,15 @@ Each split in labels.csv becomes one ArrayRecord split. A record holds:
                Pillow by `artclf.data.images`; TFDS's Image feature would need
                TensorFlow to encode, so the bytes go in a numpy object Tensor)
   image_path   path relative to the source folder
-  culture, medium, period
-               int32 class ids in `artclf.labels.CLASSES` order, with
-               `artclf.labels.UNKNOWN` (-1) for an empty label. Plain ints with
-               an explicit -1, not ClassLabel (which cannot hold 'unknown'):
-               losses and metrics mask id < 0. The class names are in
-               `info.metadata['classes']`.
+  line         the row's line in labels.csv, for messages about its labels
   object_id, museum, title, license, source_url
                text ('' when the source has no such column)
   metadata_json
-               every non-required labels.csv column of the row, as a JSON object
+               every labels.csv column of the row but image and split (the labels
+               among them), as written, as a JSON object
+
+Labels stay text: a run's scheme (`artclf.scheme`) turns them into class ids when it
+reads a split (`artclf.data.dataset.read_labels`), so one build serves any scheme.
 
 The source folder is a builder argument (`AncientArt(source_dir=...)`), so any
 folder in the labels.csv format builds the same way; build different folders
@@ -34,7 +33,6 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from artclf import labels
 from artclf.data import labels_csv
 
 NAME = "ancient_art"
@@ -43,10 +41,11 @@ TEXT_COLUMNS = ("object_id", "museum", "title", "license", "source_url")
 
 
 class AncientArt(tfds.core.GeneratorBasedBuilder):
-  """Labelled photos of ancient art: culture, medium and period."""
+  """Labelled photos of ancient art, with their labels as text."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Encoded image bytes, three int32 labels (-1 unknown), metadata."}
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES = {"1.0.0": "Encoded image bytes, three int32 labels (-1 unknown), metadata.",
+                   "2.0.0": "Labels as text among the columns (any tasks); the labels.csv line."}
 
   # TFDS finds a builder's source file through `importlib_resources`, a package it
   # imports but does not declare for Python >= 3.9; saying where the file is
@@ -70,9 +69,8 @@ class AncientArt(tfds.core.GeneratorBasedBuilder):
         "image": tfds.features.Tensor(shape=(), dtype=np.object_),
         "image_path": tfds.features.Text(),
         "metadata_json": tfds.features.Text(),
+        "line": tfds.features.Tensor(shape=(), dtype=np.int32),
     }
-    features.update({task: tfds.features.Tensor(shape=(), dtype=np.int32)
-                     for task in labels.TASKS})
     features.update({column: tfds.features.Text() for column in TEXT_COLUMNS})
     return tfds.core.DatasetInfo(
         builder=self,
@@ -88,8 +86,6 @@ class AncientArt(tfds.core.GeneratorBasedBuilder):
     dataset = labels_csv.load_dataset(self._source_dir, splits=self._splits,
                                       skip_bad_images=self._skip_bad_images)
     self.info.metadata.update({
-        "classes": {task: list(labels.CLASSES[task]) for task in labels.TASKS},
-        "unknown_id": labels.UNKNOWN,
         "source_dir": str(self._source_dir.resolve()),
         "metadata_columns": list(dataset.metadata_columns),
         "skipped_bad_images": [b.image for b in dataset.bad_images],
@@ -103,8 +99,8 @@ class AncientArt(tfds.core.GeneratorBasedBuilder):
           "image": dataset.image_path(example).read_bytes(),
           "image_path": example.image,
           "metadata_json": json.dumps(example.metadata, ensure_ascii=False, sort_keys=True),
+          "line": example.line,
       }
-      record.update(example.label_ids)
       record.update({c: example.metadata.get(c, "") for c in TEXT_COLUMNS})
       yield example.image, record
 

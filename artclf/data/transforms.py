@@ -242,7 +242,7 @@ def _affine_view(image: Image.Image, params: dict, size: int,
 
 
 def eval_view_loader(source, config: AugmentConfig):
-  """load_rows for `artclf.eval.inference.forward_rows`: the evaluation views of a source's rows."""
+  """load_rows for `artclf.inference.forward_rows`: the evaluation views of a source's rows."""
   def load_rows(rows) -> dict[str, np.ndarray]:
     return {"image": np.stack([eval_view(source[int(r)]["image"], config) for r in rows])}
   return load_rows

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from artclf.eval import metrics
-from artclf.labels import UNKNOWN
+from artclf.scheme import UNKNOWN
 
 # Search interval for log T: T in [e^-3, e^3] ~ [0.05, 20].
 LOG_T_BOUNDS = (-3.0, 3.0)
@@ -137,3 +137,18 @@ def fit_temperatures(logits: Mapping[str, Any], labels: Mapping[str, Any],
                      **kwargs) -> dict[str, TemperatureFit]:
   """fit_temperature for every head: task -> TemperatureFit."""
   return {task: fit_temperature(logits[task], labels[task], **kwargs) for task in logits}
+
+
+def fit_record(logits: Mapping[str, Any], labels: Mapping[str, Any], tasks, fitted_on: str,
+               flip_tta: bool = False) -> dict:
+  """What a run's calibration.json holds: a temperature per task fitted on `fitted_on`'s
+  logits and labels, with that split's calibration errors before and after (None where
+  a task has no known label there)."""
+  fits = fit_temperatures({t: logits[t] for t in tasks}, {t: labels[t] for t in tasks})
+  finite = lambda x: None if x is None or not math.isfinite(x) else float(x)
+  return {"temperatures": {t: float(fits[t].temperature) for t in tasks},
+          "fitted_on": fitted_on, "flip_tta": bool(flip_tta),
+          "errors": {t: {"ece_before": finite(fits[t].ece_before),
+                         "ece_after": finite(fits[t].ece_after),
+                         "nll_before": finite(fits[t].nll_before),
+                         "nll_after": finite(fits[t].nll_after)} for t in tasks}}

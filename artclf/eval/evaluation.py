@@ -1,146 +1,138 @@
-"""Evaluates a trained model on a split (what `python -m artclf.evaluate` runs).
+"""Evaluates a loaded run on a split (what `python -m artclf.evaluate` runs).
 
-Uses the run's best checkpoint and reports, on the images whose label for a task is known:
-per-task accuracy (with counts), their mean, all-three-correct (on the images with all
-three labels known), balanced accuracy, macro-F1, per-class precision and recall, and a
-confusion matrix per task (printed like the study's Fig. 8 and saved as PNG heatmaps).
-Per-head temperatures are fitted on the validation split (saved to WORKDIR/calibration.json,
-then used by `predict`), with the expected calibration error before and after.
+  trained = artclf.run.trained.load(workdir)        # the entry point loads the run
+  report = evaluation.evaluate(trained, split="test")
 
-Writes WORKDIR/eval_<split>/: report.json, results.md (beside the study's figures),
-confusion_<task>.png and training_curves.png.
+Reports, for every task of the run's scheme, on the images whose label for it is known:
+accuracy (with counts), their mean, all-tasks-correct (on the images with every label
+known; "all three" for three tasks), balanced accuracy, macro-F1, per-class precision and
+recall, and a confusion matrix (printed like the study's Fig. 8 and saved as PNG
+heatmaps); and the calibration of the run's temperatures (fitted on the validation split
+when it was trained) on the split. `fit_temperatures` refits them, for `--recalibrate`.
+
+Writes OUTPUT_DIR (by default WORKDIR/eval_<split>/): report.json, results.md (beside the
+study's figures), confusion_<task>.png and training_curves.png. Nothing else in the
+workdir is written.
 """
 
 from __future__ import annotations
 
-import json
 import pathlib
 import sys
 
 import numpy as np
 
-from artclf import labels
-from artclf.data import balance, dataset, tfds_builder, transforms
-from artclf.eval import calibration, groups, inference, metrics, plots
-from artclf.serve import trained_model
+from artclf import inference
+from artclf.data import dataset, tfds_builder, transforms
+from artclf.eval import calibration, groups, metrics, plots
 
 
-def split_outputs(trained, source, flip_tta: bool) -> tuple[dict, dict]:
-  """({'logits': {task: ...}, 'pooled': vectors the heads read}, label ids) of every record
-  of a split source, from one pass through the one inference loop."""
-  outputs = inference.forward_rows(
+def split_outputs(trained, source, flip_tta: bool) -> dict:
+  """{'logits': {task: ...}, 'pooled': vectors the heads read} of every record of a split
+  source, from one pass through the one inference loop."""
+  return inference.forward_rows(
       trained.apply_outputs(flip_tta), transforms.eval_view_loader(source, trained.augment),
       len(source), trained.local_batch_size, trained.mesh, what=f"evaluating {len(source)} images")
-  return outputs, balance.read_split_labels(source)
 
 
-def split_logits(trained, source, flip_tta: bool) -> tuple[dict, dict]:
-  """(logits, label ids) of every record of a split source."""
-  outputs, label_ids = split_outputs(trained, source, flip_tta)
-  return outputs["logits"], label_ids
-
-
-def evaluate(workdir, split: str = "test", data_dir=None, calibration_split: str = "val",
-             flip_tta: bool = False, output_dir=None, stream=sys.stdout,
-             group_by: str | None = None, select: str | None = None) -> dict:
-  """Evaluates the best checkpoint of `workdir` on `split`; returns the report (also written).
-
-  With `group_by` (a labels.csv column such as museum), every metric is also reported per
-  group, with the shortcut report (`artclf.eval.groups`).
-  """
-  workdir = pathlib.Path(workdir).resolve()
-  trained = trained_model.load(workdir, batch_size=32)
+def open_records(trained, split: str, data_dir=None, select: str | None = None,
+                 exclude: str = "") -> dataset.LabelledSplit:
+  """The records of `split` (or those matching `select`) with their labels under the run's
+  scheme, from the run's dataset (built if needed) or `data_dir`."""
   data_dir = data_dir or dataset.ensure_built(trained.config.data)
   available = tfds_builder.split_names(data_dir)
-  if split not in available:
-    raise ValueError(f"split {split!r} not in the dataset at {data_dir} (it has {available})")
-  output_dir = pathlib.Path(output_dir or workdir / f"eval_{split}")
-  output_dir.mkdir(parents=True, exist_ok=True)
-  source = tfds_builder.open_split(data_dir, split)
+  for name in split.split("+"):
+    if name.split("[")[0].strip() not in available:
+      raise ValueError(f"split {split!r} not in the dataset at {data_dir} (it has {available})")
+  source = dataset.open_split(data_dir, split, exclude=exclude)
   if select:
     source = dataset.filtered(source, select, keep_matching=True)
     if not len(source):
       raise ValueError(f"no record of the {split} split matches --select={select}")
+  return dataset.LabelledSplit(split, source, dataset.read_labels(
+      source, trained.scheme, dataset.labels_file(data_dir)))
+
+
+def fit_temperatures(trained, split: str = "val", flip_tta: bool = False, data_dir=None) -> dict:
+  """calibration.json's contents refitted on the run's `split` records (those it trained
+  with: its data.exclude applies)."""
+  records = open_records(trained, split, data_dir, exclude=trained.config.data.get("exclude", ""))
+  logits = split_outputs(trained, records.source, flip_tta)["logits"]
+  return calibration.fit_record(logits, records.labels, trained.scheme.tasks, split, flip_tta)
+
+
+def evaluate(trained, split: str = "test", data_dir=None, flip_tta: bool = False,
+             output_dir=None, stream=sys.stdout, group_by: str | None = None,
+             select: str | None = None) -> dict:
+  """Evaluates a loaded run on `split`; returns the report (also written to output_dir).
+
+  With `group_by` (a labels.csv column such as museum), every metric is also reported per
+  group, with the shortcut report (`artclf.eval.groups`).
+  """
+  scheme = trained.scheme
+  records = open_records(trained, split, data_dir, select)
+  output_dir = _writable_output_dir(output_dir, trained.workdir, split)
   try:  # a bad column fails before the slow part
-    groups_of = dataset.column_values(source, group_by) if group_by else None
+    groups_of = dataset.column_values(records.source, group_by) if group_by else None
   except ValueError as error:
     raise ValueError(f"--group_by={group_by}: {error}") from None
-  outputs, label_ids = split_outputs(trained, source, flip_tta)
-  logits = outputs["logits"]
-
-  temperatures = {task: 1.0 for task in labels.TASKS}
-  calibration_report = None
-  if calibration_split and calibration_split in available:
-    if calibration_split == split:
-      fit_logits, fit_labels = logits, label_ids
-    else:
-      # The run's validation records (without those it left out of training).
-      fit_logits, fit_labels = split_logits(trained, dataset.open_split(
-          data_dir, calibration_split, exclude=trained.config.data.get("exclude", "")), flip_tta)
-    fits = calibration.fit_temperatures(fit_logits, fit_labels)
-    temperatures = {task: float(fits[task].temperature) for task in labels.TASKS}
-    save_calibration(workdir, output_dir, {"temperatures": temperatures,
-                                           "fitted_on": calibration_split, "flip_tta": flip_tta},
-                     stream)
-    calibration_report = _calibration_report(fits, temperatures, logits, label_ids,
-                                             calibration_split, split)
-
-  probs = {task: calibration.softmax(calibration.apply_temperature(logits[task], temperatures[task]))
-           for task in labels.TASKS}
-  report = metrics.evaluate_predictions(label_ids, probs)
-  report.update(split=split, flip_tta=flip_tta, workdir=str(workdir), calibration=calibration_report,
-                calibration_split=calibration_split if calibration_report else None)
+  outputs = split_outputs(trained, records.source, flip_tta)
+  logits, label_ids = outputs["logits"], records.labels
+  probs = trained.calibrate(logits)
+  report = metrics.evaluate_predictions(label_ids, probs, scheme)
+  report.update(split=split, flip_tta=flip_tta, workdir=str(trained.workdir),
+                calibration=_calibration_report(trained, logits, label_ids, split))
   if group_by:
     report["group_by"] = group_by
-    report["groups"] = groups.group_reports(label_ids, probs, groups_of)
-    report["shortcuts"] = groups.shortcut_report(outputs["pooled"], label_ids, groups_of)
-  _write_report(report, workdir, output_dir, split, stream)
+    report["groups"] = groups.group_reports(label_ids, probs, groups_of, scheme)
+    report["shortcuts"] = groups.shortcut_report(outputs["pooled"], label_ids, groups_of, scheme)
+  _write_report(report, trained, output_dir, split, stream)
   return report
 
 
-def save_calibration(workdir: pathlib.Path, output_dir: pathlib.Path, fitted: dict,
-                     stream) -> pathlib.Path:
-  """Writes calibration.json to the workdir (where predict reads it), else to output_dir."""
-  text = json.dumps(fitted, indent=2)
+def _writable_output_dir(output_dir, workdir: pathlib.Path | None, split: str) -> pathlib.Path:
+  """output_dir (default WORKDIR/eval_<split>), created; a one-line error if it cannot be."""
+  output_dir = pathlib.Path(output_dir or pathlib.Path(workdir or ".") / f"eval_{split}")
   try:
-    (workdir / trained_model.CALIBRATION_FILE).write_text(text)
-    return workdir / trained_model.CALIBRATION_FILE
+    output_dir.mkdir(parents=True, exist_ok=True)
+    probe = output_dir / ".write_test"
+    probe.write_text("")
+    probe.unlink()
   except OSError as error:
-    path = output_dir / trained_model.CALIBRATION_FILE
-    path.write_text(text)
-    print(f"warning: cannot write {workdir / trained_model.CALIBRATION_FILE} "
-          f"({error.strerror}); the temperatures are in {path}, and predict will use "
-          "uncalibrated probabilities", file=stream)
-    return path
+    raise ValueError(f"cannot write the report to {output_dir} ({error.strerror}); "
+                     "pass --output_dir=A_WRITABLE_FOLDER") from None
+  return output_dir
 
 
-def _calibration_report(fits, temperatures, logits, label_ids, fitted_on: str, split: str) -> dict:
+def _calibration_report(trained, logits, label_ids, split: str) -> dict:
+  """Per task: the run's temperature, and the calibration errors before and after it on
+  the split (and on the split it was fitted on, as recorded then)."""
+  fitted = getattr(trained, "calibration_record", None) or {}
   report = {}
-  for task in labels.TASKS:
-    on_split = calibration.calibration_errors(logits[task], label_ids[task], temperatures[task])
-    report[task] = {
-        "temperature": temperatures[task],
-        f"{fitted_on}_ece_before": fits[task].ece_before,
-        f"{fitted_on}_ece_after": fits[task].ece_after,
-        f"{fitted_on}_nll_before": fits[task].nll_before,
-        f"{fitted_on}_nll_after": fits[task].nll_after,
-        **{f"{split}_{k}": v for k, v in on_split.items()}}
-  return report
+  for task in trained.scheme.tasks:
+    temperature = trained.temperatures[task]
+    on_split = calibration.calibration_errors(logits[task], label_ids[task], temperature)
+    entry = {"temperature": temperature, **{f"{split}_{k}": v for k, v in on_split.items()}}
+    if fitted.get("fitted_on") and task in fitted.get("errors", {}):
+      entry.update({f"{fitted['fitted_on']}_{k}": v for k, v in fitted["errors"][task].items()})
+    report[task] = entry
+  return {"fitted_on": fitted.get("fitted_on"), "tasks": report}
 
 
-def _write_report(report: dict, workdir: pathlib.Path, output_dir: pathlib.Path, split: str,
+def _write_report(report: dict, trained, output_dir: pathlib.Path, split: str,
                   stream) -> None:
   """Prints the confusion tables and summary; writes them, the heatmaps and the curves."""
-  for task in labels.TASKS:
+  for task in trained.scheme.tasks:
     matrix = np.asarray(report["tasks"][task]["confusion_matrix"])
-    print(metrics.format_confusion_table(task, matrix), file=stream)
+    names = trained.scheme.classes[task]
+    print(metrics.format_confusion_table(task, matrix, names), file=stream)
     print(file=stream)
-    plots.save_confusion_heatmap(matrix, labels.CLASSES[task], f"{task} ({split})",
+    plots.save_confusion_heatmap(matrix, names, f"{task} ({split})",
                                  output_dir / f"confusion_{task}.png")
-  history_path = workdir / "metrics.jsonl"
+  history_path = pathlib.Path(trained.workdir or ".") / "metrics.jsonl"
   history = plots.load_history(history_path) if history_path.exists() else None
   if history:
-    plots.save_training_curves(history, output_dir / "training_curves.png")
+    plots.save_training_curves(history, output_dir / "training_curves.png", trained.scheme.tasks)
   summary = metrics.markdown_summary(report)
   if report.get("group_by"):
     column = report["group_by"]
@@ -151,12 +143,17 @@ def _write_report(report: dict, workdir: pathlib.Path, output_dir: pathlib.Path,
   (output_dir / "results.md").write_text(summary + "\n")
   (output_dir / "report.json").write_text(metrics.report_to_json(report))
   print(summary, file=stream)
-  if report["calibration"]:
-    fitted_on = report["calibration_split"]
-    print("\nCalibration (temperature; expected calibration error before -> after):", file=stream)
-    for task, c in report["calibration"].items():
-      print(f"  {task:8s} T={c['temperature']:.3f}  {fitted_on}: "
-            f"{c[f'{fitted_on}_ece_before']:.4f} -> {c[f'{fitted_on}_ece_after']:.4f}"
-            f"  {split}: {c[f'{split}_ece_before']:.4f} -> {c[f'{split}_ece_after']:.4f}",
-            file=stream)
+  fitted_on = report["calibration"]["fitted_on"]
+  print("\nCalibration (the run's temperature; expected calibration error before -> after):",
+        file=stream)
+  for task, c in report["calibration"]["tasks"].items():
+    on_fit = (f"  {fitted_on}: {_ece(c, fitted_on, 'before')} -> {_ece(c, fitted_on, 'after')}"
+              if fitted_on else "  (no calibration.json: uncalibrated)")
+    print(f"  {task:8s} T={c['temperature']:.3f}{on_fit}"
+          f"  {split}: {_ece(c, split, 'before')} -> {_ece(c, split, 'after')}", file=stream)
   print(f"\nWritten to {output_dir}", file=stream)
+
+
+def _ece(entry: dict, split: str, when: str) -> str:
+  value = entry.get(f"{split}_ece_{when}")
+  return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.4f}"

@@ -6,10 +6,10 @@ with a track record in out-of-distribution detection, all higher-is-more-familia
 
   * 'mahalanobis' (Lee et al., 2018): minus the smallest Mahalanobis distance of the
     pooled vector the heads read to the class-conditional Gaussians fitted on the
-    training split's evaluation views, one Gaussian per observed (culture, medium,
-    period) combination (unknown labels included), with a shared covariance shrunk towards a multiple of the
-    identity (2,048 dimensions from about a thousand photos need it);
-  * 'energy' (Liu et al., 2020): the mean over the three heads of logsumexp(logits);
+    training split's evaluation views, one Gaussian per observed combination of labels
+    (one per task; unknown labels included), with a shared covariance shrunk towards a
+    multiple of the identity (2,048 dimensions from about a thousand photos need it);
+  * 'energy' (Liu et al., 2020): the mean over the heads of logsumexp(logits);
   * 'max_probability' (Hendrycks & Gimpel, 2017): the mean over the heads of the
     largest softmax probability (before calibration, which is fitted after training).
 
@@ -26,7 +26,6 @@ import pathlib
 
 import numpy as np
 
-from artclf import labels
 from artclf.eval import calibration
 
 FAMILIARITY_FILE = "familiarity.npz"
@@ -55,11 +54,12 @@ class ClassGaussians:
 
 
 def joint_class_ids(label_ids: dict[str, np.ndarray], min_count: int) -> np.ndarray:
-  """Per row, the index of its (culture, medium, period) combination (an unknown label is a
+  """Per row, the index of its combination of labels, one per task (an unknown label is a
   value of its own), or -1 when the combination has fewer than `min_count` rows."""
-  stacked = np.stack([np.asarray(label_ids[task]) for task in labels.TASKS], 1)
-  stacked = np.where(stacked >= 0, stacked, 3)
-  codes = stacked @ np.array([16, 4, 1])
+  stacked = np.stack([np.asarray(ids, np.int64) for ids in label_ids.values()], 1)
+  stacked = np.where(stacked >= 0, stacked + 1, 0)  # 0: unknown
+  _, codes = np.unique(stacked, axis=0, return_inverse=True)
+  codes = codes.reshape(-1)
   values, counts = np.unique(codes, return_counts=True)
   kept = values[counts >= min_count]
   return np.where(np.isin(codes, kept), np.searchsorted(kept, codes), -1)
@@ -106,9 +106,9 @@ def raw_scores(method: str, logits: dict[str, np.ndarray], pooled: np.ndarray | 
   if method == "mahalanobis":
     return -gaussians.distances(pooled)
   if method == "energy":
-    return np.mean([_logsumexp(np.asarray(logits[task], np.float64)) for task in labels.TASKS], 0)
+    return np.mean([_logsumexp(np.asarray(value, np.float64)) for value in logits.values()], 0)
   if method == "max_probability":
-    return np.mean([calibration.softmax(logits[task]).max(-1) for task in labels.TASKS], 0)
+    return np.mean([calibration.softmax(value).max(-1) for value in logits.values()], 0)
   raise ValueError(f"unknown familiarity.method {method!r}: use {', '.join(METHODS)}")
 
 

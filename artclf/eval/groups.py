@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from artclf import labels
+from artclf import scheme as scheme_lib
 from artclf.eval import linear_probe, metrics
 
 # A group needs this many images of a class to take part in that class's shortcut probe.
@@ -28,7 +28,7 @@ FOLDS = 5
 
 
 def group_reports(label_ids: dict[str, np.ndarray], probs: dict[str, np.ndarray],
-                  groups: Sequence[str]) -> dict[str, dict]:
+                  groups: Sequence[str], scheme: scheme_lib.LabelScheme) -> dict[str, dict]:
   """{group: the metrics report of its images, with 'num_images'}, largest group first."""
   groups = np.asarray(groups)
   names, counts = np.unique(groups, return_counts=True)
@@ -37,12 +37,13 @@ def group_reports(label_ids: dict[str, np.ndarray], probs: dict[str, np.ndarray]
     rows = groups == name
     reports[str(name)] = metrics.evaluate_predictions(
         {t: np.asarray(v)[rows] for t, v in label_ids.items()},
-        {t: np.asarray(v)[rows] for t, v in probs.items()})
+        {t: np.asarray(v)[rows] for t, v in probs.items()}, scheme)
   return reports
 
 
 def shortcut_report(features: np.ndarray, label_ids: dict[str, np.ndarray],
-                    groups: Sequence[str], c: float = 1e-2, seed: int = 0) -> dict[str, dict]:
+                    groups: Sequence[str], scheme: scheme_lib.LabelScheme, c: float = 1e-2,
+                    seed: int = 0) -> dict[str, dict]:
   """{'<task>=<class>': {'groups': {name: count}, 'balanced_accuracy', 'chance'}}.
 
   For every class of every task whose images come from two or more groups of at least
@@ -51,8 +52,8 @@ def shortcut_report(features: np.ndarray, label_ids: dict[str, np.ndarray],
   """
   groups = np.asarray(groups)
   report = {}
-  for task in labels.TASKS:
-    for class_id, class_name in enumerate(labels.CLASSES[task]):
+  for task in scheme.tasks:
+    for class_id, class_name in enumerate(scheme.classes[task]):
       rows = np.flatnonzero(np.asarray(label_ids[task]) == class_id)
       names, counts = np.unique(groups[rows], return_counts=True)
       kept = names[counts >= MIN_GROUP_IMAGES]
@@ -87,16 +88,19 @@ def _cross_validated(x: np.ndarray, y: np.ndarray, num_classes: int, c: float,
 
 def format_groups(reports: dict[str, dict], column: str) -> str:
   """A markdown table: per group, its images and the headline figures."""
-  lines = [f"| {column} | images | " + " | ".join(f"{t} acc / bal" for t in labels.TASKS) +
-           " | mean bal | all three |", "|---" * (len(labels.TASKS) + 4) + "|"]
+  first = next(iter(reports.values()), None)
+  tasks = list(first["tasks"]) if first else []
+  every = first["all_tasks"]["name"] if first else "all"
+  lines = [f"| {column} | images | " + " | ".join(f"{t} acc / bal" for t in tasks) +
+           f" | mean bal | {every} |", "|---" * (len(tasks) + 4) + "|"]
   for name, r in reports.items():
     cells = []
-    for task in labels.TASKS:
+    for task in tasks:
       t = r["tasks"][task]
       cells.append("-" if not t["num_known"] else
                    f"{_pct(t['accuracy'])} / {_pct(t['balanced_accuracy'])} ({t['num_known']})")
     lines.append(f"| {name} | {r['num_images']} | " + " | ".join(cells) +
-                 f" | {_pct(r['mean_balanced_accuracy'])} | {_pct(r['all_three']['accuracy'])} |")
+                 f" | {_pct(r['mean_balanced_accuracy'])} | {_pct(r['all_tasks']['accuracy'])} |")
   return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Evaluation metrics for the three heads, independent of any model.
+"""Evaluation metrics for a run's heads, independent of any model.
 
 Everything here works on plain arrays: integer labels (UNKNOWN = -1 is masked
 out), and either predicted class ids or per-class probabilities. The report that
@@ -21,7 +21,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from artclf.labels import CLASSES, TASKS, UNKNOWN
+from artclf import scheme as scheme_lib
+from artclf.scheme import UNKNOWN
 
 # Equal-width confidence bins for the expected calibration error.
 ECE_NUM_BINS = 15
@@ -44,8 +45,12 @@ STUDY_FIGURES = {
     "medium_accuracy": 0.4711,
     "period_accuracy": 0.5866,
     "mean_accuracy": 0.5066,
-    "all_three_correct": 0.1125,
+    "all_tasks_correct": 0.1125,
 }
+# The tasks the study's mean and all-correct figures are over: they are shown beside a
+# report only when it has exactly these tasks.
+STUDY_TASKS = frozenset(key[:-len("_accuracy")] for key in STUDY_FIGURES
+                        if key.endswith("_accuracy") and key != "mean_accuracy")
 
 
 # ---------------------------------------------------------------------------
@@ -188,7 +193,7 @@ def _nan_to_none(x: float) -> float | None:
   return None if math.isnan(x) else x
 
 
-def task_report(labels, probs_or_preds, *, task: str | None = None,
+def task_report(labels, probs_or_preds, *, class_names=None,
                 num_classes: int | None = None) -> dict[str, Any]:
   """All metrics of one head.
 
@@ -196,8 +201,8 @@ def task_report(labels, probs_or_preds, *, task: str | None = None,
     labels: [N] int class ids, UNKNOWN for images without this label.
     probs_or_preds: [N, C] probabilities (then ECE and NLL are added) or [N]
       predicted class ids.
-    task: names the classes in "per_class" (class ids as strings otherwise).
-    num_classes: needed only for predicted ids without a task.
+    class_names: names the classes in "per_class" (class ids as strings otherwise).
+    num_classes: needed only for predicted ids without class names.
 
   Returns:
     {"num_known", "num_correct", "accuracy", "balanced_accuracy", "macro_f1",
@@ -207,15 +212,14 @@ def task_report(labels, probs_or_preds, *, task: str | None = None,
   """
   labels = _as_int_vector(labels, "labels")
   given = np.asarray(probs_or_preds)
-  if task is not None:
-    class_names = CLASSES[task]
+  if class_names is not None:
     if num_classes is not None and num_classes != len(class_names):
-      raise ValueError(f"{task} has {len(class_names)} classes, not {num_classes}")
+      raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
     num_classes = len(class_names)
   elif given.ndim == 2:
     num_classes = num_classes or given.shape[1]
   if num_classes is None:
-    raise ValueError("num_classes (or task) is needed with predicted class ids")
+    raise ValueError("num_classes (or class_names) is needed with predicted class ids")
   if given.ndim == 2:
     if given.shape[1] != num_classes:
       raise ValueError(f"probs have {given.shape[1]} columns, expected {num_classes}")
@@ -226,7 +230,7 @@ def task_report(labels, probs_or_preds, *, task: str | None = None,
 
   matrix = confusion_matrix(labels, preds, num_classes)
   stats = per_class_stats(matrix)
-  names = CLASSES[task] if task is not None else [str(i) for i in range(num_classes)]
+  names = class_names if class_names is not None else [str(i) for i in range(num_classes)]
   report = {
       "num_known": int(matrix.sum()),
       "num_correct": int(np.trace(matrix)),
@@ -249,35 +253,40 @@ def task_report(labels, probs_or_preds, *, task: str | None = None,
   return report
 
 
-def evaluate_predictions(labels: Mapping[str, Any], probs: Mapping[str, Any]) -> dict[str, Any]:
-  """The full evaluation report of the three heads on one split.
+def evaluate_predictions(labels: Mapping[str, Any], probs: Mapping[str, Any],
+                         scheme: scheme_lib.LabelScheme) -> dict[str, Any]:
+  """The full evaluation report of a scheme's heads on one split.
 
   Args:
     labels: task -> [N] int class ids (UNKNOWN where the label is missing).
     probs: task -> [N, C] probabilities (softmax of the head's logits).
+    scheme: the tasks and their class names.
 
   Returns:
     {"num_images": N,
-     "tasks": {task: task_report(...) for task in TASKS},
-     "mean_accuracy": mean of the three per-task accuracies,
-     "mean_balanced_accuracy": mean of the three balanced accuracies,
-     "all_three": {"num_known": images with all three labels known,
-                   "num_correct": those with all three heads right,
+     "tasks": {task: task_report(...) for each task of the scheme},
+     "mean_accuracy": mean of the per-task accuracies,
+     "mean_balanced_accuracy": mean of the balanced accuracies,
+     "all_tasks": {"name": how to print it ('all three'),
+                   "num_known": images with every label known,
+                   "num_correct": those with every head right,
                    "accuracy": num_correct / num_known}}
   """
-  missing = [t for t in TASKS if t not in labels or t not in probs]
+  tasks_in_order = scheme.tasks
+  missing = [t for t in tasks_in_order if t not in labels or t not in probs]
   if missing:
     raise ValueError(f"labels and probs need every task; missing {missing}")
-  sizes = {t: (np.shape(labels[t])[0], np.shape(probs[t])[0]) for t in TASKS}
-  num_images = sizes[TASKS[0]][0]
+  sizes = {t: (np.shape(labels[t])[0], np.shape(probs[t])[0]) for t in tasks_in_order}
+  num_images = sizes[tasks_in_order[0]][0]
   if any(n != num_images for pair in sizes.values() for n in pair):
     raise ValueError(f"all tasks need the same number of images; got {sizes}")
 
-  tasks = {t: task_report(labels[t], probs[t], task=t) for t in TASKS}
+  tasks = {t: task_report(labels[t], probs[t], class_names=scheme.classes[t])
+           for t in tasks_in_order}
 
   all_known = np.ones(num_images, dtype=bool)
   all_correct = np.ones(num_images, dtype=bool)
-  for t in TASKS:
+  for t in tasks_in_order:
     task_labels = _as_int_vector(labels[t], "labels")
     all_known &= task_labels != UNKNOWN
     all_correct &= np.asarray(probs[t]).argmax(axis=1) == task_labels
@@ -287,9 +296,11 @@ def evaluate_predictions(labels: Mapping[str, Any], probs: Mapping[str, Any]) ->
   return {
       "num_images": int(num_images),
       "tasks": tasks,
-      "mean_accuracy": float(np.mean([tasks[t]["accuracy"] for t in TASKS])),
-      "mean_balanced_accuracy": float(np.mean([tasks[t]["balanced_accuracy"] for t in TASKS])),
-      "all_three": {
+      "mean_accuracy": float(np.mean([tasks[t]["accuracy"] for t in tasks_in_order])),
+      "mean_balanced_accuracy": float(np.mean([tasks[t]["balanced_accuracy"]
+                                               for t in tasks_in_order])),
+      "all_tasks": {
+          "name": scheme.all_correct_name,
           "num_known": num_known,
           "num_correct": num_correct,
           "accuracy": float(_safe_divide(num_correct, num_known)),
@@ -331,10 +342,9 @@ def _num(x: float | None, decimals: int = 4) -> str:
   return "n/a" if x is None or math.isnan(x) else f"{x:.{decimals}f}"
 
 
-def format_confusion_table(task: str, matrix) -> str:
+def format_confusion_table(task: str, matrix, names) -> str:
   """Plain-text confusion table (rows actual, columns predicted) with row recall."""
   matrix = _as_square_matrix(matrix)
-  names = CLASSES[task]
   if matrix.shape[0] != len(names):
     raise ValueError(f"{task} has {len(names)} classes, matrix is {matrix.shape}")
   recall = per_class_stats(matrix)["recall"]
@@ -358,27 +368,28 @@ def markdown_summary(report: Mapping[str, Any],
                      study: Mapping[str, float] | None = STUDY_FIGURES) -> str:
   """A Markdown table of `report` beside the study's figures (None: no study column)."""
   tasks = report["tasks"]
+  same_tasks = set(tasks) == STUDY_TASKS
 
   def figure(key: str) -> float | None:
     return None if study is None else study.get(key)
 
   rows = []   # (metric, ours, study figure or None)
-  for t in TASKS:
+  for t in tasks:
     r = tasks[t]
     rows.append((f"{t} accuracy", f"{_pct(r['accuracy'])} ({r['num_correct']}/{r['num_known']})",
                  figure(f"{t}_accuracy")))
   rows.append(("mean accuracy", _pct(report["mean_accuracy"]),
-               figure("mean_accuracy")))
-  a3 = report["all_three"]
-  rows.append(("all three correct",
-               f"{_pct(a3['accuracy'])} ({a3['num_correct']}/{a3['num_known']})",
-               figure("all_three_correct")))
-  for t in TASKS:
+               figure("mean_accuracy") if same_tasks else None))
+  every = report["all_tasks"]
+  rows.append((f"{every['name']} correct",
+               f"{_pct(every['accuracy'])} ({every['num_correct']}/{every['num_known']})",
+               figure("all_tasks_correct") if same_tasks else None))
+  for t in tasks:
     rows.append((f"{t} balanced accuracy", _pct(tasks[t]["balanced_accuracy"]), None))
   rows.append(("mean balanced accuracy", _pct(report["mean_balanced_accuracy"]), None))
-  for t in TASKS:
+  for t in tasks:
     rows.append((f"{t} macro-F1", _num(tasks[t]["macro_f1"]), None))
-  for t in TASKS:
+  for t in tasks:
     if "ece" in tasks[t]:
       rows.append((f"{t} ECE ({ECE_NUM_BINS} bins)", _num(tasks[t]["ece"]), None))
       rows.append((f"{t} NLL", _num(tasks[t]["nll"]), None))

@@ -16,7 +16,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from artclf.labels import TASKS
 
 HEATMAP_FIGSIZE = (5.0, 4.5)
 CURVES_FIGSIZE = (12.0, 3.6)
@@ -113,8 +112,8 @@ def _curves(history: Iterable[Mapping[str, Any]], split: str,
   return epochs, [by_epoch[e] for e in epochs]
 
 
-def save_training_curves(history: Iterable[Mapping[str, Any]], path: str | os.PathLike, *,
-                         figsize=CURVES_FIGSIZE, dpi: int = DPI) -> None:
+def save_training_curves(history: Iterable[Mapping[str, Any]], path: str | os.PathLike,
+                         tasks: Sequence[str], *, figsize=CURVES_FIGSIZE, dpi: int = DPI) -> None:
   """Training and validation accuracy per head per epoch (one panel per head) as a PNG.
 
   `history` is a list of per-epoch records as returned by `load_history`,
@@ -122,8 +121,8 @@ def save_training_curves(history: Iterable[Mapping[str, Any]], path: str | os.Pa
   """
   history = list(history)
   fig = _new_figure(figsize, dpi)
-  axes = fig.subplots(1, len(TASKS), sharey=True)
-  for ax, task in zip(axes, TASKS):
+  axes = fig.subplots(1, len(tasks), sharey=True, squeeze=False)[0]
+  for ax, task in zip(axes, tasks):
     for split, style in _SPLIT_STYLES.items():
       epochs, values = _curves(history, split, f"{task}_accuracy")
       if epochs:

@@ -1,8 +1,9 @@
-"""The classifier: a trunk, a squeeze-and-excitation block and three heads.
+"""The classifier: a trunk, a squeeze-and-excitation block and one head per task.
 
 On the trunk's last feature map sits an SE block, then global average pooling, optional
-dropout and one linear head per task (`artclf.labels.TASKS`). In `submodels` mode the
-model holds three independent trunk+SE+head networks, one per task, behind the same call.
+dropout and one linear head per task of the run's scheme (`ModelSpec.heads`: each task's
+name and class count, from `artclf.scheme`). In `submodels` mode the model holds one
+independent trunk+SE+head network per task (the study's design), behind the same call.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from artclf import labels
 from artclf.models import trunks
 
 class SqueezeExcite(nnx.Module):
@@ -36,14 +36,14 @@ class SqueezeExcite(nnx.Module):
 class Heads(nnx.Module):
   """The part above the trunk: SE block (optional), pooling, dropout, one linear head per task."""
 
-  def __init__(self, features: int, tasks: Sequence[str], *, use_se: bool, se_ratio: int,
-               dropout: float, dtype=None, rngs: nnx.Rngs):
-    self.tasks = tuple(tasks)
+  def __init__(self, features: int, heads: Sequence[tuple[str, int]], *, use_se: bool,
+               se_ratio: int, dropout: float, dtype=None, rngs: nnx.Rngs):
+    self.tasks = tuple(task for task, _ in heads)
     self.se = SqueezeExcite(features, se_ratio, dtype=dtype, rngs=rngs) if use_se else None
     self.dropout = nnx.Dropout(dropout)
     # Heads compute in f32: their logits feed the loss and calibration directly.
     self.heads = nnx.Dict({
-        task: nnx.Linear(features, labels.num_classes(task), rngs=rngs) for task in self.tasks})
+        task: nnx.Linear(features, num_classes, rngs=rngs) for task, num_classes in heads})
 
   def pooled(self, feature_map):
     """The vector the heads read: the SE-gated feature map, averaged over space."""
@@ -64,7 +64,9 @@ class Heads(nnx.Module):
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-  """Everything that fixes the network's shape and numerics (a view of config.model)."""
+  """Everything that fixes the network's shape and numerics: config.model and the heads."""
+  # (task, number of classes) per head, in the scheme's order.
+  heads: tuple[tuple[str, int], ...]
   trunk: str = "resnet50"  # see artclf.models.trunks
   use_se: bool = True
   se_ratio: int = 16
@@ -76,19 +78,25 @@ class ModelSpec:
   compute_dtype: str = "float32"  # 'bfloat16' on GPU/TPU; parameters stay float32.
 
   @classmethod
-  def from_config(cls, model_config) -> "ModelSpec":
-    fields = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in dict(model_config).items() if k in fields})
+  def from_config(cls, model_config, heads: Sequence[tuple[str, int]]) -> "ModelSpec":
+    """config.model's settings, with the heads of a scheme: [(task, classes), ...]."""
+    fields = {f.name for f in dataclasses.fields(cls)} - {"heads"}
+    settings = {k: v for k, v in dict(model_config).items() if k in fields}
+    return cls(heads=tuple((task, int(n)) for task, n in heads), **settings)
+
+  @property
+  def tasks(self) -> tuple[str, ...]:
+    return tuple(task for task, _ in self.heads)
 
 
 class _TrunkAndHeads(nnx.Module):
-  """One trunk, one SE block and heads for `tasks`."""
+  """One trunk, one SE block and `heads`: [(task, number of classes), ...]."""
 
-  def __init__(self, spec: ModelSpec, tasks: Sequence[str], rngs: nnx.Rngs):
+  def __init__(self, spec: ModelSpec, heads: Sequence[tuple[str, int]], rngs: nnx.Rngs):
     dtype = None if spec.compute_dtype == "float32" else jnp.dtype(spec.compute_dtype)
     self.freeze_bn_stats = spec.freeze_bn_stats
     self.trunk = trunks.build_trunk(spec.trunk, dtype=dtype, rngs=rngs)
-    self.head = Heads(trunks.num_features(spec.trunk), tasks, use_se=spec.use_se,
+    self.head = Heads(trunks.num_features(spec.trunk), heads, use_se=spec.use_se,
                       se_ratio=spec.se_ratio, dropout=spec.dropout, dtype=dtype, rngs=rngs)
 
   def features(self, images, train: bool = False, end_stage: int | None = None):
@@ -103,29 +111,31 @@ class _TrunkAndHeads(nnx.Module):
   def __call__(self, images, train: bool = False, dropout_key=None, frozen_below: int = 0):
     return self.forward_from(images, 0, train, dropout_key, frozen_below)
 
-  def logits_and_pooled(self, images):
-    """Inference logits and the vector its heads read (SE-gated, pooled trunk features)."""
-    pooled = self.head.pooled(self.features(images))
+  def logits_and_pooled_from(self, features, start_stage: int = 0):
+    """Inference logits and the vector its heads read (SE-gated, pooled trunk features),
+    from images (start_stage 0) or from the output of stage start_stage - 1."""
+    x = self.trunk(features, True, start_stage=start_stage)
+    pooled = self.head.pooled(x)
     return self.head.logits_of_pooled(pooled), pooled
 
 
 class ArtClassifier(nnx.Module):
-  """RGB pixels [B, H, W, 3] in [0, 255] -> {task: logits [B, 3]} for culture, medium, period.
+  """RGB pixels [B, H, W, 3] in [0, 255] -> {task: logits [B, classes]}, one head per task.
 
-  With `spec.submodels` the three tasks get three independent networks (the study's
-  design); otherwise one shared trunk branches into three heads.
+  With `spec.submodels` every task gets an independent network (the study's design);
+  otherwise one shared trunk branches into the heads.
   """
 
-  def __init__(self, spec: ModelSpec = ModelSpec(), *, rngs: nnx.Rngs):
+  def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs):
     self.spec = spec
     if spec.submodels:
-      self.nets = nnx.Dict({task: _TrunkAndHeads(spec, (task,), rngs) for task in labels.TASKS})
+      self.nets = nnx.Dict({task: _TrunkAndHeads(spec, ((task, n),), rngs) for task, n in spec.heads})
     else:
-      self.nets = nnx.Dict({"shared": _TrunkAndHeads(spec, labels.TASKS, rngs)})
+      self.nets = nnx.Dict({"shared": _TrunkAndHeads(spec, spec.heads, rngs)})
 
   @property
   def trunk_modules(self) -> list[nnx.Module]:
-    """The trunk of every net (one, or three in submodels mode)."""
+    """The trunk of every net (one, or one per task in submodels mode)."""
     return [net.trunk for net in self.nets.values()]
 
   @property
@@ -155,12 +165,18 @@ class ArtClassifier(nnx.Module):
       logits.update(net.forward_from(features[name], start_stage, train, key, frozen_below))
     return logits
 
-  def logits_and_pooled(self, images) -> tuple[dict[str, jax.Array], jax.Array]:
+  def logits_and_pooled(self, inputs, start_stage: int = 0
+                        ) -> tuple[dict[str, jax.Array], jax.Array]:
     """Inference logits, and the vectors the heads read of every net side by side
-    ([B, nets x features]: familiarity scores and the shortcut report), from one pass."""
+    ([B, nets x features]: familiarity, neighbours, the shortcut report), from one pass.
+
+    `inputs`: images (start_stage 0), or {net name: output of stage start_stage - 1}
+    (cached features of the frozen stages).
+    """
     logits, pooled = {}, []
-    for net in self.nets.values():
-      net_logits, net_pooled = net.logits_and_pooled(images)
+    for name, net in self.nets.items():
+      net_inputs = inputs if start_stage == 0 else inputs[name]
+      net_logits, net_pooled = net.logits_and_pooled_from(net_inputs, start_stage)
       logits.update(net_logits)
       pooled.append(net_pooled)
     return logits, jnp.concatenate(pooled, axis=-1)

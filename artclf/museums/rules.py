@@ -29,7 +29,7 @@ import dataclasses
 import math
 import re
 
-from artclf.labels import CLASSES
+from artclf.scheme import DEFAULT as SCHEME  # the harvest labels in the shared set's scheme
 from artclf.museums import date_text
 from artclf.museums.record import MuseumRecord
 
@@ -46,7 +46,7 @@ START_OF_SCOPE = -1100
 # Largest share of a date range that may lie outside the midpoint's period.
 MAX_OUTSIDE_SHARE = 0.25
 
-assert all(name in CLASSES["period"] for b in PERIOD_BOUNDARIES.values() for name, *_ in b)
+assert all(name in SCHEME.classes["period"] for b in PERIOD_BOUNDARIES.values() for name, *_ in b)
 
 
 @dataclasses.dataclass(frozen=True)

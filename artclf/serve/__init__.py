@@ -1,6 +1,5 @@
 """Using a trained model: artclf.predict(...), python -m artclf.predict, python -m artclf.serve
 
-  trained_model    a workdir's best checkpoint (temperatures, familiarity), loaded and compiled once
   predict          labels, probabilities and familiarity for paths, pictures and arrays
   collection       the CLI over files and folders: streaming batches, CSV/JSON out, --resume
   gradcam          where each head looked (Grad-CAM overlays)

@@ -29,7 +29,6 @@ from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from artclf import labels
 from artclf.serve import export, http_errors, uploads, url_fetch
 from artclf.serve.body_limit import BodyLimitMiddleware
 from artclf.serve.http_errors import InputError
@@ -97,22 +96,24 @@ def fetch_image(url: str, settings: ml_collections.ConfigDict) -> tuple[url_fetc
   return fetched, mime
 
 
-def check_export(rows: list[ExportRow], max_rows: int) -> list[dict]:
+def check_export(rows: list[ExportRow], max_rows: int, scheme) -> list[dict]:
+  """The rows, each label checked against the served run's scheme."""
   if len(rows) > max_rows:
     raise InputError(http_errors.PAYLOAD_TOO_LARGE,
                      f"{len(rows)} rows to export; the limit is {max_rows}")
   checked = []
   for row in rows:
-    for task in labels.TASKS:
+    for task, names in scheme.classes.items():
       chosen = row.labels.get(task)
-      if chosen is None or chosen not in ("",) + labels.CLASSES[task]:
+      if chosen is None or chosen not in ("",) + names:
         raise InputError(http_errors.UNPROCESSABLE,
-                         f"{row.image}: {task} must be one of {', '.join(labels.CLASSES[task])} "
+                         f"{row.image}: {task} must be one of {', '.join(names)} "
                          f"or empty, not {chosen!r}")
       if task not in row.predicted:
         raise InputError(http_errors.UNPROCESSABLE, f"{row.image}: no predicted {task}")
     checked.append({"image": row.image, "labels": row.labels, "source_url": row.source_url,
-                    "predicted": {**{task: row.predicted[task].model_dump() for task in labels.TASKS},
+                    "predicted": {**{task: row.predicted[task].model_dump()
+                                     for task in scheme.tasks},
                                   "familiarity": row.familiarity, "unfamiliar": row.unfamiliar}})
   return checked
 
@@ -143,7 +144,7 @@ def add_model_routes(app: FastAPI, runner: ModelRunner, settings: ml_collections
     return {"image": batch[0].name, "overlays": overlays}
 
 
-def add_page_routes(app: FastAPI, settings: ml_collections.ConfigDict) -> None:
+def add_page_routes(app: FastAPI, runner: ModelRunner, settings: ml_collections.ConfigDict) -> None:
   """The page, its static files, and the two calls only it needs: /api/fetch and /api/export."""
   app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -162,8 +163,9 @@ def add_page_routes(app: FastAPI, settings: ml_collections.ConfigDict) -> None:
   @app.post("/api/export")
   async def export_csv(request: ExportRequest) -> Response:
     """The batch as CSV in the labels.csv format, with the predictions beside the labels."""
-    rows = check_export(request.rows, settings.max_export_rows)
-    return Response(export.to_csv(rows), media_type="text/csv; charset=utf-8",
+    scheme = runner.model.scheme
+    rows = check_export(request.rows, settings.max_export_rows, scheme)
+    return Response(export.to_csv(rows, scheme.tasks), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="artclf_batch.csv"'})
 
 
@@ -173,7 +175,8 @@ def create_app(model, settings: ml_collections.ConfigDict) -> FastAPI:
                        settings.overlay_size)
   # No /docs: Swagger UI loads its scripts from a CDN, which the page's policy (and an
   # offline desk) refuses. The schema is at /api/openapi.json.
-  app = FastAPI(title="artclf", summary="Culture, medium and period of ancient artworks",
+  app = FastAPI(title="artclf", summary="What an ancient artwork is, from a photo: the "
+                "labels of a trained run (culture, medium and period by default)",
                 docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
   app.state.runner = runner
   app.state.settings = settings
@@ -181,7 +184,7 @@ def create_app(model, settings: ml_collections.ConfigDict) -> FastAPI:
   app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
   app.add_middleware(SecurityHeadersMiddleware)
   add_model_routes(app, runner, settings)
-  add_page_routes(app, settings)
+  add_page_routes(app, runner, settings)
   return app
 
 

@@ -22,7 +22,7 @@ from typing import Iterable, Iterator, Sequence
 import grain
 import numpy as np
 
-from artclf import labels
+from artclf.run import files as run_files
 from artclf.serve import predict as predict_lib
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
@@ -59,8 +59,8 @@ def decoded_batches(files: Sequence[pathlib.Path], model, batch_size: int,
 class ResultWriter:
   """Appends results to a .csv, .jsonl or .json file as they come (see `read_done`)."""
 
-  def __init__(self, path: pathlib.Path, append: bool):
-    self.path, self.suffix = path, path.suffix.lower()
+  def __init__(self, path: pathlib.Path, append: bool, scheme):
+    self.path, self.suffix, self.scheme = path, path.suffix.lower(), scheme
     if self.suffix not in OUTPUT_SUFFIXES:
       raise ValueError(f"--output {path}: use a .csv, .jsonl or .json file")
     fresh = not (append and path.exists() and path.stat().st_size)
@@ -69,13 +69,13 @@ class ResultWriter:
     self.file = open(path, "w" if fresh else "a", encoding="utf-8", newline="")
     self.first = fresh
     if fresh and self.suffix == ".csv":
-      csv.writer(self.file).writerow(csv_columns())
+      csv.writer(self.file).writerow(csv_columns(scheme))
     elif fresh and self.suffix == ".json":
       self.file.write("[\n")
 
   def write(self, name: str, result: dict | None, error: str) -> None:
     if self.suffix == ".csv":
-      csv.writer(self.file).writerow(csv_row(name, result, error))
+      csv.writer(self.file).writerow(csv_row(name, result, error, self.scheme))
     else:
       record = json.dumps({"image": name, "error": error or None, **(result or {})})
       prefix = "" if self.suffix == ".jsonl" or self.first else ",\n"
@@ -114,38 +114,40 @@ def read_done(path: pathlib.Path) -> set[str]:
   return done
 
 
-def csv_columns() -> list[str]:
+def csv_columns(scheme) -> list[str]:
+  """image, error, then per task of the run: <task>, <task>_probability, <task>_p_<class>...;
+  familiarity, unfamiliar."""
   columns = ["image", "error"]
-  for task in labels.TASKS:
-    columns += [task, f"{task}_probability"] + [f"{task}_p_{c}" for c in labels.CLASSES[task]]
+  for task, names in scheme.classes.items():
+    columns += [task, f"{task}_probability"] + [f"{task}_p_{c}" for c in names]
   return columns + ["familiarity", "unfamiliar"]
 
 
-def csv_row(name: str, result: dict | None, error: str) -> list:
+def csv_row(name: str, result: dict | None, error: str, scheme) -> list:
   row = [name, error]
-  for task in labels.TASKS:
+  for task, names in scheme.classes.items():
     if result is None:
-      row += [""] * (2 + len(labels.CLASSES[task]))
+      row += [""] * (2 + len(names))
     else:
       row += [result[task]["label"], f"{result[task]['probability']:.6f}"]
-      row += [f"{result[task]['distribution'][c]:.6f}" for c in labels.CLASSES[task]]
+      row += [f"{result[task]['distribution'][c]:.6f}" for c in names]
   if result is None or result.get("familiarity") is None:
     return row + ["", ""]
   return row + [f"{result['familiarity']:.4f}", "true" if result["unfamiliar"] else "false"]
 
 
-def format_line(name: str, result: dict | None, error: str, width: int) -> str:
+def format_line(name: str, result: dict | None, error: str, width: int, tasks) -> str:
   """One table line: the name, then label (probability) per task, or the error."""
   if result is None:
     return f"{name.ljust(width)}  ERROR: {error}"
-  cells = [f"{result[t]['label']} ({result[t]['probability']:.2f})".ljust(20) for t in labels.TASKS]
+  cells = [f"{result[t]['label']} ({result[t]['probability']:.2f})".ljust(20) for t in tasks]
   if result.get("unfamiliar"):
     cells.append("UNFAMILIAR")
   return f"{name.ljust(width)}  " + "  ".join(cells).rstrip()
 
 
-def format_header(width: int) -> str:
-  return f"{'image'.ljust(width)}  " + "  ".join(t.ljust(20) for t in labels.TASKS).rstrip()
+def format_header(width: int, tasks) -> str:
+  return f"{'image'.ljust(width)}  " + "  ".join(t.ljust(20) for t in tasks).rstrip()
 
 
 class _Progress:
@@ -182,7 +184,8 @@ def run_cli(paths: Sequence[str], workdir: str, output: str | None = None,
     if done:
       print(f"resuming: {len(done)} images already in {output_path}", file=sys.stderr)
     try:  # before the model loads: a bad --output fails in a second, not after the work
-      writer = ResultWriter(output_path, append=resume)
+      writer = ResultWriter(output_path, append=resume, scheme=run_files.scheme_of(
+          run_files.read_config(workdir), pathlib.Path(workdir) / run_files.CONFIG_FILE))
     except OSError as error:
       print(f"error: cannot write {output_path}: {error.strerror}", file=sys.stderr)
       return 2
@@ -200,7 +203,7 @@ def _predict_stream(files, model, writer, explain_dir, flip_tta, batch_size, thr
                     stream) -> int:
   """Predicts, prints and writes every file, batch after batch; returns the failures."""
   width = min(60, max([len("image")] + [len(str(f)) for f in files]))
-  print(format_header(width), file=stream)
+  print(format_header(width, model.scheme.tasks), file=stream)
   progress, failed, index = _Progress(len(files)), 0, 0
   for batch in decoded_batches(files, model, batch_size, threads):
     good = [i for i, (_, view, _) in enumerate(batch) if view is not None]
@@ -208,7 +211,8 @@ def _predict_stream(files, model, writer, explain_dir, flip_tta, batch_size, thr
                                              flip_tta) if good else [])
     results = dict(zip(good, computed))
     for i, (name, _, error) in enumerate(batch):
-      print(format_line(name, results.get(i), error, width), file=stream, flush=True)
+      print(format_line(name, results.get(i), error, width, model.scheme.tasks), file=stream,
+            flush=True)
       if writer:
         writer.write(name, results.get(i), error)
     if explain_dir:

@@ -1,7 +1,8 @@
 """A checked batch as CSV in the labels.csv format, so that corrected batches become training data.
 
-Columns: `image, culture, medium, period, split` as labels.csv has them, where the three
-labels are the ones the cataloguer accepted or corrected ('' = unknown), then
+Columns: `image`, one per task of the run (`culture, medium, period` for the shared set's
+runs), `split`, as labels.csv has them, where the labels are the ones the cataloguer
+accepted or corrected ('' = unknown), then
 `predicted_<task>` and `<task>_probability` for what the model said, `corrected` (the
 tasks the person changed, space-separated) and `source_url` (for images fetched from a URL).
 
@@ -19,16 +20,15 @@ import csv
 import io
 from typing import Iterable
 
-from artclf import labels
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def columns() -> list[str]:
+def columns(tasks) -> list[str]:
   predicted = []
-  for task in labels.TASKS:
+  for task in tasks:
     predicted += [f"predicted_{task}", f"{task}_probability"]
-  return ["image", *labels.TASKS, "split", *predicted, "familiarity", "unfamiliar", "corrected",
+  return ["image", *tasks, "split", *predicted, "familiarity", "unfamiliar", "corrected",
           "source_url"]
 
 
@@ -36,23 +36,23 @@ def safe_cell(text: str) -> str:
   return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def csv_row(row: dict) -> list[str]:
+def csv_row(row: dict, tasks) -> list[str]:
   """row: image, labels {task: name or ''}, predicted (predict's result dict), source_url."""
   chosen, predicted = row["labels"], row["predicted"]
-  cells = [safe_cell(row["image"]), *(chosen[task] for task in labels.TASKS), ""]
-  for task in labels.TASKS:
+  cells = [safe_cell(row["image"]), *(chosen[task] for task in tasks), ""]
+  for task in tasks:
     cells += [predicted[task]["label"], f"{float(predicted[task]['probability']):.6f}"]
   familiarity = predicted.get("familiarity")
   cells += (["", ""] if familiarity is None else
             [f"{float(familiarity):.4f}", "true" if predicted.get("unfamiliar") else "false"])
-  corrected = [task for task in labels.TASKS if chosen[task] != predicted[task]["label"]]
+  corrected = [task for task in tasks if chosen[task] != predicted[task]["label"]]
   return cells + [" ".join(corrected), safe_cell(row.get("source_url") or "")]
 
 
-def to_csv(rows: Iterable[dict]) -> str:
+def to_csv(rows: Iterable[dict], tasks) -> str:
   buffer = io.StringIO()
   writer = csv.writer(buffer, lineterminator="\n")
-  writer.writerow(columns())
+  writer.writerow(columns(tasks))
   for row in rows:
-    writer.writerow(csv_row(row))
+    writer.writerow(csv_row(row, tasks))
   return buffer.getvalue()

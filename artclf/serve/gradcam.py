@@ -14,7 +14,6 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
-from artclf import labels
 from artclf.data import transforms
 
 
@@ -74,4 +73,4 @@ def explain(trained, picture: Image.Image, view: np.ndarray | None = None) -> di
   cams = class_activation_maps(trained.model, view)
   return {task: to_picture(cams[task], picture.size, trained.image_size,
                            trained.augment.eval_resize_size)
-          for task in labels.TASKS}
+          for task in trained.scheme.tasks}

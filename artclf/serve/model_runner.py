@@ -19,7 +19,6 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from artclf import labels
 from artclf.serve import gradcam
 from artclf.serve import predict as predict_lib
 
@@ -37,8 +36,8 @@ def to_jsonable(value: Any) -> Any:
   return value
 
 
-def low_confidence_tasks(result: dict, threshold: float) -> list[str]:
-  return [task for task in labels.TASKS if result[task]["probability"] < threshold]
+def low_confidence_tasks(result: dict, tasks, threshold: float) -> list[str]:
+  return [task for task in tasks if result[task]["probability"] < threshold]
 
 
 def png_data_url(picture: Image.Image) -> str:
@@ -69,7 +68,8 @@ class ModelRunner:
     out = []
     for result in results:
       item = to_jsonable(result)
-      item["low_confidence"] = low_confidence_tasks(item, self.low_confidence_threshold)
+      item["low_confidence"] = low_confidence_tasks(item, self.model.scheme.tasks,
+                                                    self.low_confidence_threshold)
       out.append(item)
     return out
 
@@ -117,8 +117,8 @@ class ModelRunner:
         "config_hash": config_hash,
         "trunk": self.model.config.model.trunk,
         "image_size": self.model.image_size,
-        "tasks": list(labels.TASKS),
-        "classes": {task: list(names) for task, names in labels.CLASSES.items()},
+        "tasks": list(self.model.scheme.tasks),
+        "classes": {task: list(names) for task, names in self.model.scheme.classes.items()},
         "temperatures": to_jsonable(dict(self.model.temperatures)),
         "flip_tta": self.flip_tta,
     }

@@ -1,4 +1,5 @@
-"""Predict culture, medium and period of photos with a trained model (`artclf.predict`).
+"""Predict the labels of photos with a trained model (`artclf.predict`): one per task of the
+run's scheme (culture, medium and period for the shared set's runs).
 
   import artclf
   results = artclf.predict(["statue.jpg", pil_image, rgb_array], workdir="checkpoints/cpu_quick")
@@ -26,7 +27,6 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from artclf import labels
 from artclf.data import images as image_io
 
 ImageInput = Any  # a path (str / PathLike), a file's bytes, a PIL image, or an RGB/grey array
@@ -34,8 +34,8 @@ ImageInput = Any  # a path (str / PathLike), a file's bytes, a PIL image, or an 
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(workdir: str):
-  from artclf.serve import trained_model  # pylint: disable=import-outside-toplevel  # JAX
-  return trained_model.load(workdir)
+  from artclf.run import trained  # pylint: disable=import-outside-toplevel  # starts JAX
+  return trained.load(workdir)
 
 
 def load_model(workdir: str | os.PathLike):
@@ -109,14 +109,16 @@ def array_to_picture(array: np.ndarray) -> Image.Image:
   return image_io.to_rgb(Image.fromarray(array))
 
 
-def result_of(probs: dict[str, np.ndarray], row: int, familiarity=None) -> dict:
+def result_of(probs: dict[str, np.ndarray], row: int, scheme, familiarity=None) -> dict:
   """{task: {'label', 'probability', 'distribution'}, 'familiarity', 'unfamiliar'} of one
-  row of probabilities; familiarity: None or the (scores, flags) of every row."""
+  row of probabilities under the run's scheme; familiarity: None or the (scores, flags)
+  of every row."""
   result = {}
-  for task in labels.TASKS:
-    distribution = {name: float(p) for name, p in zip(labels.CLASSES[task], probs[task][row])}
+  for task in scheme.tasks:
+    names = scheme.classes[task]
+    distribution = {name: float(p) for name, p in zip(names, probs[task][row])}
     best = int(np.argmax(probs[task][row]))
-    result[task] = {"label": labels.CLASSES[task][best], "probability": float(probs[task][row][best]),
+    result[task] = {"label": names[best], "probability": float(probs[task][row][best]),
                     "distribution": distribution}
   result["familiarity"] = None if familiarity is None else round(float(familiarity[0][row]), 6)
   result["unfamiliar"] = None if familiarity is None else bool(familiarity[1][row])
@@ -129,7 +131,7 @@ def results_of_views(model, views: np.ndarray, flip_tta: bool | None = None,
   outputs = model.outputs(views, flip_tta=flip_tta)
   probs = model.calibrate(outputs["logits"], calibrated)
   familiarity = model.familiarity_of(outputs)
-  return [result_of(probs, row, familiarity) for row in range(len(views))]
+  return [result_of(probs, row, model.scheme, familiarity) for row in range(len(views))]
 
 
 def predict(images: ImageInput | Sequence[ImageInput], workdir: str | os.PathLike | None = None,
@@ -141,13 +143,14 @@ def predict(images: ImageInput | Sequence[ImageInput], workdir: str | os.PathLik
       uint16, or floats in [0, 1]), or a list of them, or an N x H x W x 3 array. Paths
       and bytes are decoded as evaluate decodes the dataset's files.
     workdir: a training workdir (its best checkpoint is used), or
-    model: an already loaded `artclf.serve.trained_model.TrainedModel`.
+    model: an already loaded `artclf.run.trained.TrainedModel`.
     flip_tta: average with the horizontally mirrored image (None: as calibrated).
     calibrated: apply the temperatures fitted by `python -m artclf.evaluate`.
 
   Returns:
-    For one image, a dict {task: {'label', 'probability', 'distribution'}}; for a
-    list, a list of such dicts in the same order.
+    For one image, a dict {task: {'label', 'probability', 'distribution'}, 'familiarity',
+    'unfamiliar'} with one entry per task of the run; for a list, a list of such dicts
+    in the same order.
 
   Raises:
     ValueError naming the input (its index in a list) that cannot be read.

@@ -1,8 +1,10 @@
-"""Orbax checkpoints of a training run: the last K for resuming, and the best for use.
+"""Saving a training run's orbax checkpoints: the last K for resuming, and the best for use.
 
   WORKDIR/checkpoints/<global step>/  state, data iterator state, meta   (last K)
   WORKDIR/best/<global step>/         state, meta                        (best by the selection metric)
   WORKDIR/config.json                 the resolved config
+
+The best checkpoint is read back only through `artclf.run.checkpoint.restore_best`.
 
 `state` is the `steps.TrainState` (parameters, BatchNorm statistics, optimiser state,
 step, RNG); `meta` is JSON: phase index, epoch, the run's best metric, the model spec and
@@ -15,11 +17,11 @@ from __future__ import annotations
 
 import os
 import pathlib
-import time
 from typing import Any
 
-import jax
 import orbax.checkpoint as ocp
+
+from artclf.run.checkpoint import BEST_DIR
 
 
 class RunCheckpoints:
@@ -32,7 +34,7 @@ class RunCheckpoints:
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
         item_names=("state", "data", "meta"))
     self.best = ocp.CheckpointManager(
-        workdir / "best",
+        workdir / BEST_DIR,
         options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
         item_names=("state", "meta"))
 
@@ -74,63 +76,3 @@ class RunCheckpoints:
   def close(self) -> None:
     self.latest.close()
     self.best.close()
-
-
-def restore_best_state(workdir: str | os.PathLike, abstract_state, attempts: int = 5) -> Any:
-  """The state of the best checkpoint, restored onto `abstract_state`'s shapes and shardings.
-
-  Training replaces the best checkpoint while it runs (orbax writes the new step, then
-  deletes the old one), so a reader can pick a step that vanishes under it; it then
-  looks again for the newest step, a few times.
-  """
-  best_dir = pathlib.Path(workdir).resolve() / "best"
-  for attempt in range(attempts):
-    manager = ocp.CheckpointManager(best_dir, item_names=("state", "meta"))
-    try:
-      step = manager.latest_step()
-      if step is None:
-        raise NoCheckpointError(f"{workdir} holds no best checkpoint yet: train first, or "
-                                "wait for the first epoch to end")
-      check_shapes(best_dir / str(step) / "state", abstract_state)
-      return manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state))).state
-    except (NoCheckpointError, CheckpointMismatch):
-      raise
-    except Exception:  # pylint: disable=broad-except  # maybe a step deleted while read
-      if attempt == attempts - 1 or (best_dir / str(step)).exists():
-        raise
-      time.sleep(0.05 * (attempt + 1))
-    finally:
-      manager.close()
-  raise AssertionError("unreachable")
-
-
-class NoCheckpointError(FileNotFoundError):
-  """The workdir holds no (best) checkpoint yet."""
-
-
-class CheckpointMismatch(ValueError):
-  """A checkpoint's arrays do not have the shapes the config's model needs."""
-
-
-def check_shapes(item_dir: pathlib.Path, abstract_state) -> None:
-  """Raises CheckpointMismatch naming the first array whose saved shape differs.
-
-  Checked from the checkpoint's metadata before restoring: a restore that fails halfway
-  leaves orbax's reads in flight, and they end the process with tracebacks.
-  """
-  saved = ocp.StandardCheckpointHandler().metadata(item_dir)
-  flat_saved = {_name(k): v for k, v in jax.tree_util.tree_flatten_with_path(saved)[0]}
-  for key, wanted in jax.tree_util.tree_flatten_with_path(abstract_state)[0]:
-    name = _name(key)
-    have = flat_saved.get(name)
-    if have is None:
-      raise CheckpointMismatch(f"{item_dir} holds no array {name}")
-    if tuple(have.shape) != tuple(wanted.shape):
-      raise CheckpointMismatch(f"{item_dir}: {name} was saved with shape {tuple(have.shape)}, "
-                               f"the config's model needs {tuple(wanted.shape)}")
-
-
-def _name(path) -> str:
-  """'nets/shared/trunk/stages/0/...': saved metadata keys list indices as strings."""
-  return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)

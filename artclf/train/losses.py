@@ -1,6 +1,6 @@
 """The training loss: masked softmax cross-entropy per head, weighted over heads.
 
-An unknown label (`labels.UNKNOWN`) contributes nothing to its head: the head's loss is
+An unknown label (`artclf.scheme.UNKNOWN`) contributes nothing to its head: the head's loss is
 the (class-weighted) mean over the rows whose label is known, so a batch with unknown
 rows gives the same loss as the batch without them.
 """
@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from artclf import labels
+from artclf.scheme import UNKNOWN
 
 
 def masked_cross_entropy(logits: jax.Array, targets: jax.Array,
@@ -26,7 +26,7 @@ def masked_cross_entropy(logits: jax.Array, targets: jax.Array,
   (as PyTorch's weighted cross-entropy does). A batch without known targets gives 0.
   """
   num_classes = logits.shape[-1]
-  known = targets != labels.UNKNOWN
+  known = targets != UNKNOWN
   safe_targets = jnp.where(known, targets, 0)
   one_hot = jax.nn.one_hot(safe_targets, num_classes, dtype=jnp.float32)
   if label_smoothing:
@@ -42,10 +42,11 @@ def total_loss(logits: Mapping[str, jax.Array], batch: Mapping[str, jax.Array],
                task_weights: Mapping[str, float],
                class_weights: Mapping[str, jax.Array] | None = None,
                label_smoothing: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """sum_task task_weight * head loss; returns (total, {'<task>_loss': ...})."""
+  """sum over tasks (task_weights' keys) of task_weight * head loss; returns (total,
+  {'<task>_loss': ...})."""
   per_task = {}
   total = jnp.zeros((), jnp.float32)
-  for task in labels.TASKS:
+  for task in task_weights:
     weights = None if class_weights is None else class_weights[task]
     loss = masked_cross_entropy(logits[task], batch[task], weights, label_smoothing)
     per_task[f"{task}_loss"] = loss

@@ -6,23 +6,22 @@ Two sources behind one interface (`PhaseData`):
   * `CachedData`: the frozen stages' outputs, computed once per image view
     (`artclf.data.feature_cache`); the steps run only the trainable stages and the heads.
 Both give every host its own block of each global batch, and validation rows for the
-one inference loop (`artclf.eval.inference`).
+one inference loop (`artclf.inference`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-from typing import Callable
 
 import jax
 import ml_collections
 import numpy as np
 from flax import nnx
 
-from artclf.data import balance, feature_cache, pipeline, transforms
-from artclf.mesh import data_sharded, put_replicated
+from artclf import scheme as scheme_lib
+from artclf.data import dataset, feature_cache, pipeline, transforms
 from artclf.models import classifier as model_lib
+from artclf.run import forward
 from artclf.train import optimizer as optimizer_lib
 
 
@@ -85,16 +84,17 @@ def _sampling_max_weight(data_config) -> float | None:
 class ImageData(PhaseData):
   """Augmented images from the grain pipeline; the validation split's evaluation views."""
 
-  def __init__(self, config, train_source, val_source):
+  def __init__(self, config, scheme: scheme_lib.LabelScheme, train: dataset.LabelledSplit,
+               val: dataset.LabelledSplit):
     self.augment = transforms.from_config(config.data.augment)
-    self.iterator = iter(pipeline.make_dataset(train_source, pipeline.PipelineConfig(
+    self.iterator = iter(pipeline.make_dataset(train, scheme, pipeline.PipelineConfig(
         batch_size=config.batch_size, seed=config.seed, augmentation=self.augment,
         sampling=config.data.sampling, sampling_power=config.data.sampling_power,
         sampling_max_weight=_sampling_max_weight(config.data),
         worker_count=config.data.worker_count, read_threads=config.data.read_threads)))
-    self.val_source = val_source
-    self.num_val = len(val_source)
-    self.val_labels = balance.read_split_labels(val_source)
+    self.val_source = val.source
+    self.num_val = len(val)
+    self.val_labels = val.labels
 
   def next_batch(self, step: int) -> dict:
     del step  # the iterator keeps its own position
@@ -114,19 +114,20 @@ class ImageData(PhaseData):
 class CachedData(PhaseData):
   """Training batches and validation rows from the cached outputs of the frozen stages."""
 
-  def __init__(self, config, plan: PhasePlan, model: model_lib.ArtClassifier, train_source,
-               val_source, mesh, local_batch_size: int):
+  def __init__(self, config, plan: PhasePlan, model: model_lib.ArtClassifier,
+               scheme: scheme_lib.LabelScheme, train: dataset.LabelledSplit,
+               val: dataset.LabelledSplit, mesh, local_batch_size: int):
     aug = transforms.from_config(config.data.augment)
-    apply = frozen_stages_fn(model, plan.start_stage, mesh)
+    apply = forward.jit_frozen_features(model, plan.start_stage, mesh)
     frozen = [np.asarray(x) for x in jax.tree.leaves(nnx.to_pure_dict(nnx.state(
         model, nnx.Not(nnx.All(nnx.Param, optimizer_lib.trainable_filter(
             plan.config.trainable, model.num_stages))))))]
     augmenting = _augmenting(aug)
     train_views = list(range(config.feature_cache.num_views)) if augmenting else [None]
 
-    def cached(split: str, source, views, dtype) -> dict[str, np.ndarray]:
+    def cached(split: dataset.LabelledSplit, views, dtype) -> dict[str, np.ndarray]:
       key = feature_cache.cache_key(
-          {"data": feature_cache.source_digest(source), "views": views,
+          {"data": feature_cache.source_digest(split.source, split.labels), "views": views,
            "augment": dataclasses.asdict(aug), "seed": config.seed,
            "end_stage": plan.start_stage, "dtype": str(np.dtype(dtype)),
            # Only what shapes the frozen stages' outputs (the heads and SE block do not).
@@ -134,17 +135,17 @@ class CachedData(PhaseData):
           frozen)
       return feature_cache.load_or_compute(
           config.feature_cache.dir or None, key, lambda: feature_cache.compute_features(
-              apply, source, views, aug, config.seed, local_batch_size, mesh, dtype,
-              what=f"caching {split} features"))
+              apply, split.source, views, aug, config.seed, local_batch_size, mesh, dtype,
+              what=f"caching {split.name} features"))
 
-    train_cache = cached("train", train_source, train_views, np.dtype(config.feature_cache.dtype))
+    train_cache = cached(train, train_views, np.dtype(config.feature_cache.dtype))
     # Validation in float32: model selection sees what evaluate and predict compute.
-    self.val_cache = cached("val", val_source, [None], np.float32)
+    self.val_cache = cached(val, [None], np.float32)
     self.batches = feature_cache.CachedBatches(
-        train_cache, balance.read_split_labels(train_source), config.batch_size, config.seed,
+        train_cache, train.labels, scheme, config.batch_size, config.seed,
         config.data.sampling, config.data.sampling_power, _sampling_max_weight(config.data))
-    self.num_val = len(val_source)
-    self.val_labels = balance.read_split_labels(val_source)
+    self.num_val = len(val)
+    self.val_labels = val.labels
 
   def next_batch(self, step: int) -> dict:
     return self.batches.batch(step, jax.process_index(), jax.process_count())
@@ -159,33 +160,9 @@ def _augmenting(aug: transforms.AugmentConfig) -> bool:
           or aug.contrast > 0 or aug.saturation > 0 or aug.grayscale_probability > 0)
 
 
-def frozen_stages_fn(model: model_lib.ArtClassifier, end_stage: int, mesh) -> Callable:
-  """A jitted images -> {net name: output of stage end_stage - 1}, data-sharded on the mesh.
-
-  Nets whose trunks hold identical weights (the three ImageNet-initialised submodels)
-  share one computation.
-  """
-  groups: dict[str, list[str]] = {}
-  for name, net in model.nets.items():
-    trunk_arrays = [np.asarray(x) for x in jax.tree.leaves(nnx.to_pure_dict(nnx.state(net.trunk)))]
-    groups.setdefault(feature_cache.cache_key({}, trunk_arrays), []).append(name)
-  graphdef = nnx.graphdef(model.nets[next(iter(groups.values()))[0]].trunk)
-  states = {names[0]: put_replicated(nnx.state(model.nets[names[0]].trunk), mesh)
-            for names in groups.values()}
-
-  @functools.partial(jax.jit, out_shardings=data_sharded(mesh))
-  def run(states, images):
-    return {name: nnx.merge(graphdef, state)(images, end_stage=end_stage)
-            for name, state in states.items()}
-
-  def apply(inputs: dict) -> dict:
-    outputs = run(states, inputs["image"])
-    return {name: outputs[names[0]] for names in groups.values() for name in names}
-  return apply
-
-
-def make_phase_data(config, plan: PhasePlan, model, train_source, val_source, mesh,
+def make_phase_data(config, plan: PhasePlan, model, scheme: scheme_lib.LabelScheme,
+                    train: dataset.LabelledSplit, val: dataset.LabelledSplit, mesh,
                     local_batch_size: int) -> PhaseData:
   if plan.use_cache:
-    return CachedData(config, plan, model, train_source, val_source, mesh, local_batch_size)
-  return ImageData(config, train_source, val_source)
+    return CachedData(config, plan, model, scheme, train, val, mesh, local_batch_size)
+  return ImageData(config, scheme, train, val)

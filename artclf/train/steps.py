@@ -18,8 +18,9 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from artclf import labels
 from artclf.mesh import data_sharded, replicated
+from artclf.run import forward
+from artclf.scheme import UNKNOWN
 from artclf.train import losses
 
 @flax.struct.dataclass
@@ -84,18 +85,17 @@ def update_ema(ema: nnx.State, params: nnx.State, step: jax.Array, decay: float,
   return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
 
 
-def _forward(model, batch, start_stage: int, train: bool, dropout_key=None,
-             frozen_below: int = 0):
-  """Logits from images (start_stage 0) or from cached features of the frozen stages."""
+def _training_forward(model, batch, start_stage: int, dropout_key, frozen_below: int = 0):
+  """Training logits (dropout on) from images (start_stage 0) or from cached features."""
   if start_stage == 0:
-    return model(batch["image"], train=train, dropout_key=dropout_key, frozen_below=frozen_below)
-  return model.forward_from(batch["features"], start_stage, train=train, dropout_key=dropout_key)
+    return model(batch["image"], train=True, dropout_key=dropout_key, frozen_below=frozen_below)
+  return model.forward_from(batch["features"], start_stage, train=True, dropout_key=dropout_key)
 
 
 def _accuracy_counts(logits, batch) -> dict[str, jax.Array]:
   counts = {}
-  for task in labels.TASKS:
-    known = batch[task] != labels.UNKNOWN
+  for task in logits:
+    known = batch[task] != UNKNOWN
     correct = (jnp.argmax(logits[task], -1) == batch[task]) & known
     counts[f"{task}_correct"] = jnp.sum(correct)
     counts[f"{task}_known"] = jnp.sum(known)
@@ -123,8 +123,7 @@ def train_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.Gra
     # copy=True: fresh variables in this trace, so that BatchNorm can update its
     # statistics here when they are trained (config.model.freeze_bn_stats off).
     model = nnx.merge(graphdef, trainable, state.frozen, state.batch_stats, copy=True)
-    logits = _forward(model, batch, start_stage, train=True, dropout_key=dropout_key,
-                      frozen_below=frozen_below)
+    logits = _training_forward(model, batch, start_stage, dropout_key, frozen_below)
     loss, per_task = losses.total_loss(logits, batch, task_weights, class_weights,
                                        label_smoothing)
     if head_l2:
@@ -158,10 +157,10 @@ def train_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.Gra
 
 
 def eval_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.GraphDef,
-              start_stage: int) -> dict[str, jax.Array]:
-  """Logits of every head for one batch (no state change)."""
-  model = merge_model(graphdef, state)
-  return _forward(model, batch, start_stage, train=False)
+              start_stage: int) -> dict[str, Any]:
+  """The one inference forward (`artclf.run.forward.outputs`) of the model in `state`:
+  {'logits': {task: ...}, 'pooled': ...} for one batch (no state change)."""
+  return forward.outputs(merge_model(graphdef, state), batch, start_stage)
 
 
 def jit_train_step(mesh: Mesh, **static) -> Callable:

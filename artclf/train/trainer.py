@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -27,40 +26,58 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from artclf import labels
+from artclf import inference
+from artclf import scheme as scheme_lib
 from artclf.data import balance, dataset, transforms
-from artclf.eval import calibration, familiarity, inference, metrics
-from artclf.mesh import (data_sharded, fetch_replicated, make_mesh, on_every_host, put_replicated,
-                         replicated, to_global)
+from artclf.eval import calibration, familiarity, metrics
+from artclf.mesh import (fetch_replicated, make_mesh, on_every_host, put_replicated, replicated,
+                         to_global)
 from artclf.models import classifier as model_lib
 from artclf.models import trunks
+from artclf.run import checkpoint as run_checkpoint
+from artclf.run import finalize, forward
+from artclf.run import trained as trained_lib
 from artclf.train import checkpoints, metric_writer, phase_data, steps
 from artclf.train import optimizer as optimizer_lib
 from artclf.train import workdir as workdir_lib
 from artclf.train.run_state import RunState
 
-SELECTION_METRICS = ("mean_accuracy", "mean_balanced_accuracy", "all_three_accuracy", "last")
+# 'all_three_accuracy' is the name runs saved before schemes used for 'all_tasks_accuracy'.
+SELECTION_METRICS = ("mean_accuracy", "mean_balanced_accuracy", "all_tasks_accuracy",
+                     "all_three_accuracy", "last")
 
 
 class TrainingDiverged(RuntimeError):
   """The loss became NaN or infinite; the last good checkpoint was kept."""
 
 
-def build_model(config, seed: int = 0, load_weights: bool = True) -> model_lib.ArtClassifier:
-  model = model_lib.ArtClassifier(model_lib.ModelSpec.from_config(config.model),
-                                  rngs=nnx.Rngs(seed))
+def build_model(config, scheme: scheme_lib.LabelScheme, seed: int = 0,
+                load_weights: bool = True) -> model_lib.ArtClassifier:
+  """The run's network, with the trunk's ImageNet weights if config.model.pretrained."""
+  model = trained_lib.build_model(config, scheme, seed)
   if load_weights and config.model.pretrained:
     trunks.load_imagenet_weights(model.trunk_modules, config.model.trunk,
                                  config.weights_dir or None, config.weights_tarball or None)
   return model
 
 
-def class_weights_from(source, loss_config) -> dict[str, np.ndarray] | None:
+def class_weights_from(train: dataset.LabelledSplit, scheme: scheme_lib.LabelScheme,
+                       loss_config) -> dict[str, np.ndarray] | None:
   if not loss_config.class_weights:
     return None
-  counts = balance.class_counts(balance.read_split_labels(source))
+  counts = balance.class_counts(train.labels, scheme)
   return {task: balance.class_weights(counts[task], power=loss_config.class_weight_power)
-          for task in labels.TASKS}
+          for task in scheme.tasks}
+
+
+def task_weights_from(scheme: scheme_lib.LabelScheme, loss_config) -> dict[str, float]:
+  """config.loss.task_weights for each task; a task it does not list weighs 1."""
+  given = dict(loss_config.task_weights or {})
+  unknown = sorted(set(given) - set(scheme.tasks))
+  if unknown:
+    raise ValueError(f"config.loss.task_weights names {', '.join(unknown)}, which the run's "
+                     f"tasks ({','.join(scheme.tasks)}) do not have")
+  return {task: float(given.get(task, 1.0)) for task in scheme.tasks}
 
 
 @dataclasses.dataclass
@@ -72,13 +89,14 @@ class _Run:
   checkpoints: checkpoints.RunCheckpoints
   writer: metric_writer.MetricWriter
   model: model_lib.ArtClassifier
-  train_source: object
-  val_source: object
+  scheme: scheme_lib.LabelScheme
+  train: dataset.LabelledSplit
+  val: dataset.LabelledSplit
   class_weights: dict | None
 
   @property
   def steps_per_epoch(self) -> int:
-    return len(self.train_source) // self.config.batch_size
+    return len(self.train) // self.config.batch_size
 
 
 # ---------------------------------------------------------------------------
@@ -92,21 +110,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   is_main = jax.process_index() == 0
   with workdir_lib.locked(workdir) if is_main else contextlib.nullcontext():
     # Everything that can refuse the run comes before the first write to the workdir.
-    for change in workdir_lib.check_resume(workdir, config):
-      logging.info("Resuming with a changed setting: %s", change)
     mesh = make_mesh()
     _check_settings(config, mesh)
     data_dir = dataset.ensure_built(config.data)
-    train_source, val_source = (
-        dataset.open_split(data_dir, split, config.data.max_examples, config.data.exclude)
-        for split in (config.data.train_split, config.data.val_split))
-    if len(train_source) < config.batch_size:
-      raise ValueError(f"{len(train_source)} training examples are fewer than one batch of "
-                       f"{config.batch_size} (config.batch_size)")
+    config, scheme, train, val = open_data(config, data_dir)
+    for change in workdir_lib.check_resume(workdir, config):
+      logging.info("Resuming with a changed setting: %s", change)
     logging.info("Data: %d train, %d val examples from %s; %d device(s), %d host(s)",
-                 len(train_source), len(val_source), data_dir, mesh.devices.size,
-                 jax.process_count())
-    model = build_model(config, config.seed)
+                 len(train), len(val), data_dir, mesh.devices.size, jax.process_count())
+    logging.info("Tasks: %s", "; ".join(f"{t} ({', '.join(c)})" for t, c in scheme.classes.items()))
+    class_weights = class_weights_from(train, scheme, config.loss)
+    task_weights_from(scheme, config.loss)  # refuses a weight for a task the run lacks
+    model = build_model(config, scheme, config.seed)
     phases = phase_data.plan_phases(config, model.num_stages, jax.default_backend())
 
     if is_main:
@@ -114,33 +129,79 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     run_checkpoints = checkpoints.RunCheckpoints(workdir, keep=config.keep_checkpoints)
     run = _restored_run_state(run_checkpoints, phases)
     writer = metric_writer.MetricWriter(workdir, enabled=is_main, resume_step=run.global_step)
-    class_weights = class_weights_from(train_source, config.loss)
     if class_weights:
       logging.info("Class weights: %s",
                    {t: np.round(w, 2).tolist() for t, w in class_weights.items()})
-    context = _Run(config, workdir, mesh, run_checkpoints, writer, model, train_source,
-                   val_source, class_weights)
+    context = _Run(config, workdir, mesh, run_checkpoints, writer, model, scheme, train, val,
+                   class_weights)
 
     for plan in phases:
       if plan.index < run.phase_index:
         continue
       if plan.index > run.phase_index:
         # A new phase starts from the best weights so far.
-        _load_best_into(model, workdir, mesh)
+        trained_lib.restore_best_into(model, workdir, mesh)
         run.start_phase(plan.index)
       elif run.stopped_early or run.phase_step >= plan.config.epochs * context.steps_per_epoch:
         continue  # this phase had finished before the restart
       _run_phase(context, plan, run)
 
     run_checkpoints.wait()
-    if config.familiarity.enabled:
-      _fit_familiarity(context, run.best_step)
+    _finalize(context, run.best_step)
     run_checkpoints.close()
     writer.close()
     summary = {"best_step": run.best_step, config.selection_metric: run.best_metric}
     if is_main:
       (workdir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def open_data(config, data_dir) -> tuple[ml_collections.ConfigDict, scheme_lib.LabelScheme,
+                                          dataset.LabelledSplit, dataset.LabelledSplit]:
+  """The run's scheme, resolved from the config and the training labels, the config with
+  it written in (what config.json keeps), and the labelled train and val splits.
+
+  Refuses, before any compute, a label outside the scheme, a class or task without a
+  single training label, and a training split smaller than one batch.
+  """
+  where = dataset.labels_file(data_dir)
+  train_source, val_source = (
+      dataset.open_split(data_dir, split, config.data.max_examples, config.data.exclude)
+      for split in (config.data.train_split, config.data.val_split))
+  try:
+    tasks = scheme_lib.configured_tasks(config)
+    scheme = scheme_lib.resolve(config, dataset.columns_of(train_source, tasks))
+  except scheme_lib.SchemeError as error:
+    raise ValueError(f"{where}: {error}") from None
+  except ValueError as error:  # a column config.tasks names is not in labels.csv
+    raise ValueError(f"{where}: {error}; config.tasks names the label columns "
+                     f"({config.get('tasks', '')})") from None
+  config = ml_collections.ConfigDict(config.to_dict())
+  resolved = scheme.config_values()
+  config.tasks, config.classes = resolved["tasks"], ml_collections.ConfigDict(resolved["classes"])
+  train = dataset.LabelledSplit(config.data.train_split, train_source,
+                                dataset.read_labels(train_source, scheme, where))
+  val = dataset.LabelledSplit(config.data.val_split, val_source,
+                              dataset.read_labels(val_source, scheme, where))
+  _check_training_labels(train, scheme, where)
+  if len(train) < config.batch_size:
+    raise ValueError(f"{len(train)} training examples are fewer than one batch of "
+                     f"{config.batch_size} (config.batch_size)")
+  return config, scheme, train, val
+
+
+def _check_training_labels(train: dataset.LabelledSplit, scheme: scheme_lib.LabelScheme,
+                           where: str) -> None:
+  """Every task has labels in the training split, and every class of the scheme a few."""
+  for task in scheme.tasks:
+    if not (train.labels[task] >= 0).any():
+      raise ValueError(f"{where}: no image of the {train.name} split has a {task} label; "
+                       f"label some, or leave {task} out of config.tasks")
+  missing = balance.missing_classes(train.labels, scheme)
+  if missing:
+    raise ValueError(f"{where}: no image of the {train.name} split is labelled "
+                     f"{', '.join(missing)}; label some, or leave the class out of "
+                     "config.classes (empty: the classes the training labels have)")
 
 
 def _check_settings(config, mesh) -> None:
@@ -171,54 +232,29 @@ def _restored_run_state(run_checkpoints, phases) -> RunState:
   return run
 
 
-def _load_best_into(model: model_lib.ArtClassifier, workdir: pathlib.Path, mesh) -> None:
-  sharding = replicated(mesh)
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                          nnx.to_pure_dict(nnx.state(model)))
-  state = nnx.state(model)
-  nnx.replace_by_pure_dict(state, checkpoints.restore_best_state(workdir, abstract))
-  nnx.update(model, state)
-
-
-def _fit_familiarity(context: _Run, best_step: int) -> None:
-  """Fits the familiarity scorer of the best weights (WORKDIR/familiarity.npz), once per best step."""
-  path, config = context.workdir / familiarity.FAMILIARITY_FILE, context.config
-  settings = json.dumps(config.familiarity.to_dict(), sort_keys=True)
-  up_to_date = False
-  if path.exists():
-    saved = familiarity.Familiarity.load(path)
-    up_to_date = (saved.best_step, saved.settings) == (best_step, settings)
-  # Every host must take the same branch: the fit below runs on all of them together.
-  if on_every_host(up_to_date):
+def _finalize(context: _Run, best_step: int) -> None:
+  """Fits the best weights' temperatures and familiarity scorer (`artclf.run.finalize`),
+  once per best step and settings."""
+  workdir, config = context.workdir, context.config
+  # Every host must take the same branch: the passes below run on all of them together.
+  if on_every_host(finalize.up_to_date(workdir, config, best_step)):
     return
-  _load_best_into(context.model, context.workdir, context.mesh)
+  trained_lib.restore_best_into(context.model, workdir, context.mesh)
   graphdef, state = nnx.split(context.model)
   state = put_replicated(state, context.mesh)
-
-  @functools.partial(jax.jit, out_shardings=data_sharded(context.mesh))
-  def forward(state, images):
-    logits, pooled = nnx.merge(graphdef, state).logits_and_pooled(images)
-    return {"logits": logits, "pooled": pooled}
-
+  apply = forward.jit_outputs(graphdef, context.mesh)
   augment = transforms.from_config(config.data.augment)
 
-  def outputs(source, split: str) -> dict:
+  def outputs(split: dataset.LabelledSplit) -> dict:
     out = inference.forward_rows(
-        lambda inputs: forward(state, inputs["image"]),
-        transforms.eval_view_loader(source, augment), len(source), config.eval_batch_size // jax.process_count(), context.mesh,
-        threads=config.data.read_threads, what=f"familiarity: {split} split")
-    return {**out, "labels": balance.read_split_labels(source)}
+        lambda inputs: apply(state, inputs), transforms.eval_view_loader(split.source, augment),
+        len(split), config.eval_batch_size // jax.process_count(), context.mesh,
+        threads=config.data.read_threads, what=f"calibration and familiarity: {split.name} split")
+    return {**out, "labels": split.labels}
 
-  try:
-    fitted = familiarity.fit(config.familiarity, outputs(context.train_source, "train"),
-                             outputs(context.val_source, "val"))
-  except ValueError as error:  # too little data: the model is kept, without familiarity
-    logging.warning("No familiarity fitted: %s", error)
-    return
-  fitted.best_step, fitted.settings = best_step, settings
-  if jax.process_index() == 0:
-    fitted.save(path)
-  logging.info("Familiarity (%s) fitted on the train split; %s", config.familiarity.method, path)
+  train = outputs(context.train) if config.familiarity.enabled else None
+  finalize.fit_and_save(workdir, config, context.scheme, best_step, train, outputs(context.val),
+                        write=jax.process_index() == 0)
 
 
 # ---------------------------------------------------------------------------
@@ -246,14 +282,15 @@ def _run_phase(context: _Run, plan: phase_data.PhasePlan, run: RunState) -> None
     state, data_position = _restore_latest(context, state)
     # The frozen stages feed the feature cache: take them from the checkpoint too.
     nnx.update(model, steps.model_params(state), state.frozen, steps.model_batch_stats(state))
-  data = phase_data.make_phase_data(config, plan, model, context.train_source,
-                                    context.val_source, context.mesh,
+  data = phase_data.make_phase_data(config, plan, model, context.scheme, context.train,
+                                    context.val, context.mesh,
                                     config.eval_batch_size // jax.process_count())
   data.restore(data_position)
 
   train_fn = steps.jit_train_step(
       context.mesh, graphdef=graphdef, tx=tx, schedule=schedule,
-      task_weights=dict(config.loss.task_weights), class_weights=context.class_weights,
+      task_weights=task_weights_from(context.scheme, config.loss),
+      class_weights=context.class_weights,
       label_smoothing=config.loss.label_smoothing, start_stage=plan.start_stage,
       frozen_below=plan.first_trainable, ema_decay=phase_config.ema_decay,
       ema_warmup=phase_config.ema_warmup, head_l2=config.loss.head_l2)
@@ -298,22 +335,24 @@ def _save(context: _Run, plan, run: RunState, state, data: phase_data.PhaseData)
 def _checkpoint_meta(context: _Run, plan, run: RunState) -> dict:
   return {"run": run.to_json(), "model": context.config.model.to_dict(),
           "trainable": plan.config.trainable,
-          "image_size": context.config.data.augment.image_size}
+          "image_size": context.config.data.augment.image_size,
+          "scheme": context.scheme.to_json(), "config": context.config.to_dict()}
 
 
 def _end_of_epoch(context: _Run, plan, run: RunState, state, eval_fn, data) -> bool:
   """Validation, model selection, the checkpoint; returns whether to stop the phase early."""
   config = context.config
   epoch = run.global_step // context.steps_per_epoch
-  train_record = _epoch_train_record(run, epoch, plan.index)
-  report = validate(eval_fn, state, data, context.mesh, config)
+  train_record = _epoch_train_record(run, epoch, plan.index, context.scheme)
+  report = validate(eval_fn, state, data, context.mesh, config, context.scheme)
   val_record = {"epoch": epoch, "split": "val", "phase": plan.index + 1, **flat_report(report)}
   context.writer.write(train_record, run.global_step, prefix="epoch_train/")
   context.writer.write(val_record, run.global_step, prefix="epoch_val/")
-  logging.info("epoch %d: train acc %s | val acc %s, mean %.4f, balanced %.4f, all three %.4f",
-               epoch, _task_figures(train_record), _task_figures(val_record),
-               report["mean_accuracy"], report["mean_balanced_accuracy"],
-               report["all_three"]["accuracy"])
+  logging.info("epoch %d: train acc %s | val acc %s, mean %.4f, balanced %.4f, %s %.4f",
+               epoch, _task_figures(train_record, context.scheme),
+               _task_figures(val_record, context.scheme), report["mean_accuracy"],
+               report["mean_balanced_accuracy"], report["all_tasks"]["name"],
+               report["all_tasks"]["accuracy"])
   # 'last' keeps the latest epoch: for a final fit whose epochs were chosen beforehand
   # on validation (the validation split may then be part of the training data).
   value = (float(run.global_step) if config.selection_metric == "last"
@@ -326,9 +365,10 @@ def _end_of_epoch(context: _Run, plan, run: RunState, state, eval_fn, data) -> b
     run.best_metric, run.best_step, run.epochs_since_best = value, run.global_step, 0
     model = context.model
     nnx.update(model, steps.model_params(state), state.frozen, steps.model_batch_stats(state))
-    context.checkpoints.save_best(run.global_step, nnx.to_pure_dict(nnx.state(model)),
-                                  {**_checkpoint_meta(context, plan, run),
-                                   "val_report": flat_report(report)})
+    best_state = nnx.to_pure_dict(nnx.state(model))
+    context.checkpoints.save_best(run.global_step, best_state, {
+        **_checkpoint_meta(context, plan, run), "val_report": flat_report(report),
+        "params_digest": run_checkpoint.params_digest(best_state)})
   else:
     run.epochs_since_best += 1
   patience = plan.config.early_stopping_patience
@@ -339,12 +379,13 @@ def _end_of_epoch(context: _Run, plan, run: RunState, state, eval_fn, data) -> b
   return run.stopped_early
 
 
-def _epoch_train_record(run: RunState, epoch: int, phase_index: int) -> dict:
+def _epoch_train_record(run: RunState, epoch: int, phase_index: int,
+                        scheme: scheme_lib.LabelScheme) -> dict:
   """The epoch's mean training loss and accuracies, from the sums kept in the run state."""
   sums, run.epoch_sums = run.epoch_sums, {}
   record = {"epoch": epoch, "split": "train", "phase": phase_index + 1,
             "loss": sums.get("loss", 0.0) / max(sums.get("steps", 0.0), 1.0)}
-  for task in labels.TASKS:
+  for task in scheme.tasks:
     record[f"{task}_accuracy"] = sums.get(f"{task}_correct", 0.0) / max(
         sums.get(f"{task}_known", 0.0), 1.0)
   return record
@@ -372,8 +413,9 @@ class _StepLog:
     now, done = time.time(), self.run.phase_step
     steps_per_sec = (done - self.last_step) / max(now - self.last_time, 1e-9)
     self.last_time, self.last_step = now, done
-    record = {k: float(np.mean([m[k] for m in fetched])) for k in
-              ("loss", "culture_loss", "medium_loss", "period_loss", "grad_norm", "learning_rate")}
+    keys = ["loss"] + [f"{t}_loss" for t in self.context.scheme.tasks] + ["grad_norm",
+                                                                             "learning_rate"]
+    record = {k: float(np.mean([m[k] for m in fetched])) for k in keys}
     record.update(phase=self.plan.index + 1, steps_per_sec=steps_per_sec,
                   images_per_sec=steps_per_sec * self.context.config.batch_size)
     self.context.writer.write(record, self.run.global_step, prefix="train/")
@@ -397,29 +439,34 @@ class _StepLog:
 # Validation.
 
 
-def validate(eval_fn, state, data: phase_data.PhaseData, mesh, config) -> dict:
+def validate(eval_fn, state, data: phase_data.PhaseData, mesh, config,
+             scheme: scheme_lib.LabelScheme) -> dict:
   """The `artclf.eval.metrics` report of the model in `state` on the validation rows."""
-  logits = inference.forward_rows(
+  outputs = inference.forward_rows(
       lambda inputs: eval_fn(state, inputs), data.load_val_rows, data.num_val,
       config.eval_batch_size // jax.process_count(), mesh, threads=config.data.read_threads)
-  probs = {task: calibration.softmax(value) for task, value in logits.items()}
-  return metrics.evaluate_predictions(data.val_labels, probs)
+  probs = {task: calibration.softmax(value) for task, value in outputs["logits"].items()}
+  return metrics.evaluate_predictions(data.val_labels, probs, scheme)
 
 
 def selection_value(report: dict, metric: str) -> float:
-  value = report["all_three"]["accuracy"] if metric == "all_three_accuracy" else report[metric]
+  if metric in ("all_tasks_accuracy", "all_three_accuracy"):
+    value = report["all_tasks"]["accuracy"]
+  else:
+    value = report[metric]
   return -math.inf if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def flat_report(report: dict) -> dict:
+  """The headline figures of a metrics report, one level deep (for logs and checkpoints)."""
   flat = {"mean_accuracy": report["mean_accuracy"],
           "mean_balanced_accuracy": report["mean_balanced_accuracy"],
-          "all_three_accuracy": report["all_three"]["accuracy"]}
-  for task in labels.TASKS:
-    flat[f"{task}_accuracy"] = report["tasks"][task]["accuracy"]
-    flat[f"{task}_balanced_accuracy"] = report["tasks"][task]["balanced_accuracy"]
+          "all_tasks_accuracy": report["all_tasks"]["accuracy"]}
+  for task, figures in report["tasks"].items():
+    flat[f"{task}_accuracy"] = figures["accuracy"]
+    flat[f"{task}_balanced_accuracy"] = figures["balanced_accuracy"]
   return flat
 
 
-def _task_figures(record: dict) -> str:
-  return "/".join(f"{record[f'{task}_accuracy']:.3f}" for task in labels.TASKS)
+def _task_figures(record: dict, scheme: scheme_lib.LabelScheme) -> str:
+  return "/".join(f"{record[f'{task}_accuracy']:.3f}" for task in scheme.tasks)

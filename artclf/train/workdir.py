@@ -20,20 +20,8 @@ from typing import Iterator
 
 import ml_collections
 
-CONFIG_FILE = "config.json"
-
-# Settings a resumed run may change: they do not change what the run computes.
-FREE_TO_CHANGE = (
-    "log_every_steps", "checkpoint_every_steps", "keep_checkpoints",
-    "data.worker_count", "data.read_threads", "feature_cache.dir", "weights_dir",
-    "weights_tarball",
-    # Refitted after training whenever they change (artclf.eval.familiarity).
-    "familiarity.enabled", "familiarity.method", "familiarity.shrinkage",
-    "familiarity.min_class_count", "familiarity.val_pass_rate",
-)
-# Settings a resumed run may change to train on: the run continues where it was.
-EXTENDABLE = ("phase1.epochs", "phase2.epochs",
-              "phase1.early_stopping_patience", "phase2.early_stopping_patience")
+from artclf import scheme as scheme_lib
+from artclf.run.files import CONFIG_FILE, EXTENDABLE, FREE_TO_CHANGE, config_differences
 # Paths in a config, made absolute when the run starts, so that the saved config works
 # from any folder (evaluate and predict read it).
 PATH_KEYS = ("data.source_dir", "data.data_dir", "feature_cache.dir", "weights_dir",
@@ -73,24 +61,6 @@ def absolute_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
   return config
 
 
-def _flat(tree, prefix: str = "") -> dict:
-  items = {}
-  for key, value in tree.items():
-    name = f"{prefix}{key}"
-    if isinstance(value, dict):
-      items.update(_flat(value, name + "."))
-    else:
-      items[name] = list(value) if isinstance(value, tuple) else value
-  return items
-
-
-def config_differences(saved: dict, new: dict) -> dict[str, tuple]:
-  """{dotted key: (saved value, new value)} for every setting that differs."""
-  old, now = _flat(saved), _flat(json.loads(json.dumps(new, default=str)))
-  return {key: (old.get(key, "<absent>"), now.get(key, "<absent>"))
-          for key in sorted(set(old) | set(now)) if old.get(key, "<absent>") != now.get(key, "<absent>")}
-
-
 def check_resume(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> list[str]:
   """Raises WorkdirError if `config` cannot continue the run in `workdir`.
 
@@ -103,6 +73,8 @@ def check_resume(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> li
     saved = json.loads(path.read_text())
   except (OSError, ValueError) as error:
     raise WorkdirError(f"{path} cannot be read ({error}); start a new --workdir") from None
+  if isinstance(saved, dict) and "tasks" not in saved:
+    saved.update(scheme_lib.DEFAULT.config_values())  # a run saved before schemes
   differences = config_differences(saved, config.to_dict())
   refused = {k: v for k, v in differences.items() if k not in FREE_TO_CHANGE + EXTENDABLE}
   if refused:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from artclf import labels
+from artclf import scheme as scheme_lib
 from artclf.eval import metrics
 from bench.run_spread import average_probabilities, headline, spread
 
@@ -21,8 +21,8 @@ def test_ensemble_of_runs_with_complementary_errors_beats_each_run():
   first = np.arange(6) < 3
   run_a = np.where(first[:, None], _one_hot_ish(truth, 0.9), _one_hot_ish(wrong, 0.4))
   run_b = np.where(first[:, None], _one_hot_ish(wrong, 0.4), _one_hot_ish(truth, 0.9))
-  label_ids = {task: truth for task in labels.TASKS}
-  members = [{task: run_a for task in labels.TASKS}, {task: run_b for task in labels.TASKS}]
+  label_ids = {task: truth for task in scheme_lib.DEFAULT.tasks}
+  members = [{task: run_a for task in scheme_lib.DEFAULT.tasks}, {task: run_b for task in scheme_lib.DEFAULT.tasks}]
   each = [headline(metrics.evaluate_predictions(label_ids, m)) for m in members]
   both = headline(metrics.evaluate_predictions(label_ids, average_probabilities(members)))
   assert [f["mean_accuracy"] for f in each] == [0.5, 0.5]

@@ -5,7 +5,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from artclf import labels
+from artclf import scheme as scheme_lib
 from artclf.data import dataset
 
 # Per row: culture, medium, period; cycles so that every class (and unknown) occurs.
@@ -32,7 +32,7 @@ def build_synthetic(root, num_train: int = 24, num_val: int = 10, museums=("",))
     (source / "images" / f"{i:03d}.jpg").write_bytes(buffer.getvalue())
     culture = _CULTURES[i % len(_CULTURES)]
     medium = ["architecture", "painting", "sculpture", ""][i % 4]
-    period = labels.CLASSES["period"][i % 3]
+    period = scheme_lib.DEFAULT.classes["period"][i % 3]
     split = "train" if i < num_train else "val"
     museum = museums[i % len(museums)]
     rows.append(f"images/{i:03d}.jpg,OBJ{i},{culture},{medium},{period},{split},{museum}")

@@ -3,8 +3,11 @@
 import numpy as np
 import pytest
 
-from artclf import labels
+from artclf import scheme as scheme_lib
 from artclf.data import balance
+
+
+SCHEME = scheme_lib.DEFAULT
 
 
 def _ids(culture, medium=None, period=None):
@@ -14,7 +17,7 @@ def _ids(culture, medium=None, period=None):
 
 
 def test_class_counts_ignore_unknown():
-  counts = balance.class_counts(_ids([0, 0, 0, 1, -1, 2, -1], [2, 2, -1, -1, -1, -1, -1]))
+  counts = balance.class_counts(_ids([0, 0, 0, 1, -1, 2, -1], [2, 2, -1, -1, -1, -1, -1]), SCHEME)
   np.testing.assert_array_equal(counts["culture"], [3, 1, 1])
   np.testing.assert_array_equal(counts["medium"], [0, 0, 2])
   np.testing.assert_array_equal(counts["period"], [0, 0, 0])
@@ -51,7 +54,7 @@ def test_cap_keeps_mean_one():
 
 def test_culture_sampling_gives_each_culture_equal_mass():
   ids = _ids([0] * 8 + [1] * 3 + [2] + [-1] * 2)
-  probabilities = balance.sampling_weights(ids, "culture")
+  probabilities = balance.sampling_weights(ids, SCHEME, "culture")
   assert probabilities.sum() == pytest.approx(1.0)
   masses = [probabilities[ids["culture"] == c].sum() for c in range(3)]
   assert masses[0] == pytest.approx(masses[1]) == pytest.approx(masses[2])
@@ -62,9 +65,9 @@ def test_culture_sampling_gives_each_culture_equal_mass():
 
 def test_product_and_uniform_sampling():
   ids = _ids([0, 0, 0, 1], [2, 2, 1, -1], [1, 1, 1, 0])
-  uniform = balance.sampling_weights(ids, "uniform")
+  uniform = balance.sampling_weights(ids, SCHEME, "uniform")
   np.testing.assert_allclose(uniform, 0.25)
-  product = balance.sampling_weights(ids, "product")
+  product = balance.sampling_weights(ids, SCHEME, "product")
   culture_w = balance.class_weights(np.array([3, 1, 0]))
   medium_w = balance.class_weights(np.array([0, 1, 2]))
   period_w = balance.class_weights(np.array([1, 3, 0]))
@@ -73,14 +76,19 @@ def test_product_and_uniform_sampling():
                   culture_w[0] * medium_w[1] * period_w[1], culture_w[1] * 1.0 * period_w[0]])
   np.testing.assert_allclose(product, raw / raw.sum(), rtol=1e-6)
   with pytest.raises(ValueError, match="sampling mode"):
-    balance.sampling_weights(ids, "inverse")
+    balance.sampling_weights(ids, SCHEME, "inverse")
 
 
-def test_counts_of_a_source():
-  source = [{"culture": np.int32(c), "medium": np.int32(-1), "period": np.int32(p)}
-            for c, p in [(0, 0), (0, 1), (2, -1)]]
-  split_labels = balance.read_split_labels(source)
-  assert split_labels["culture"].dtype == np.int32
-  np.testing.assert_array_equal(balance.class_counts(split_labels)["culture"], [2, 0, 1])
-  np.testing.assert_array_equal(balance.class_counts(balance.read_split_labels(source))["period"], [1, 1, 0])
-  assert set(split_labels) == set(labels.TASKS)
+def test_missing_classes_are_named():
+  ids = _ids([0, 0, 2], [2, -1, -1], [0, 1, 2])
+  assert balance.missing_classes(ids, SCHEME) == [
+      "culture=greek", "medium=architecture", "medium=painting"]
+
+
+def test_sampling_balances_any_task_of_a_scheme():
+  four = scheme_lib.LabelScheme(SCHEME.tasks + ("museum",), SCHEME.class_names + (("a", "b"),))
+  ids = {**_ids([0, 0, 0, 1]), "museum": np.array([0, 0, 0, 1])}
+  probabilities = balance.sampling_weights(ids, four, "museum")
+  assert probabilities[3] == pytest.approx(0.5)
+  with pytest.raises(ValueError, match="museum"):
+    balance.sampling_weights(_ids([0, 1]), SCHEME, "museum")

@@ -5,8 +5,10 @@ import sys
 import time
 
 import ml_collections
+import numpy as np
 import pytest
 
+from artclf import scheme as scheme_lib
 from artclf.data import dataset, tfds_builder
 from tests.conftest import REPO_ROOT
 from tests.data.fixtures import build_synthetic
@@ -69,3 +71,38 @@ def test_the_build_command_ends_bad_input_in_one_line(tmp_path):
   assert "Traceback" not in result.stderr
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith("error: ") and "missing required column(s) split" in last
+
+
+def test_labels_are_read_under_any_scheme(source, tmp_path):
+  built = dataset.ensure_built(_data_config(source, tmp_path / "data"))
+  train = dataset.open_labelled(built, "train", scheme_lib.DEFAULT)
+  texts = dataset.columns_of(train.source, ["culture", "museum"])
+  for text, class_id in zip(texts["culture"], train.labels["culture"]):
+    assert scheme_lib.DEFAULT.class_name("culture", int(class_id)) == text
+  two = scheme_lib.LabelScheme(("period",), (("late", "middle", "early"),))
+  reordered = dataset.open_labelled(built, "train", two)
+  assert set(reordered.labels) == {"period"}
+  np.testing.assert_array_equal(reordered.labels["period"], 2 - train.labels["period"])
+
+
+def test_a_label_outside_the_scheme_names_file_line_column_value_and_classes(source, tmp_path):
+  lines = (source / "labels.csv").read_text().splitlines()
+  lines[3] = lines[3].replace(",egyptian,", ",etruscan,")
+  (source / "labels.csv").write_text("\n".join(lines) + "\n")
+  built = dataset.ensure_built(_data_config(source, tmp_path / "data"))
+  with pytest.raises(ValueError) as raised:
+    dataset.open_labelled(built, "train", scheme_lib.DEFAULT)
+  message = str(raised.value)
+  assert f"{source / 'labels.csv'}, line 4: column culture" in message
+  assert "'etruscan' is not one of the run's classes (egyptian, greek, roman)" in message
+  assert "\n" not in message
+  with pytest.raises(ValueError, match="has no column 'material'"):
+    dataset.open_labelled(built, "train", scheme_lib.LabelScheme(("material",), (("a", "b"),)))
+
+
+def test_a_build_of_the_older_format_is_rebuilt(source, tmp_path):
+  config = _data_config(source, tmp_path / "data")
+  built = dataset.ensure_built(config)
+  older = built.parent / "1.0.0"
+  built.rename(older)
+  assert dataset.ensure_built(config).name == str(tfds_builder.AncientArt.VERSION)

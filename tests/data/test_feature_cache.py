@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from artclf import labels
+from artclf import scheme as scheme_lib
 from artclf.data import feature_cache
 
 
@@ -37,27 +37,27 @@ def test_disk_cache_computes_once_then_loads(tmp_path):
 def _cached(num_views=2, n=10):
   rng = np.random.default_rng(0)
   feats = {"shared": rng.normal(size=(num_views, n, 2, 2, 4)).astype(np.float16)}
-  label_ids = {task: rng.integers(-1, 3, n).astype(np.int32) for task in labels.TASKS}
+  label_ids = {task: rng.integers(-1, 3, n).astype(np.int32) for task in scheme_lib.DEFAULT.tasks}
   return feats, label_ids
 
 
 def test_cached_batches_are_a_function_of_the_step():
   feats, label_ids = _cached()
-  a = feature_cache.CachedBatches(feats, label_ids, batch_size=4, seed=1)
-  b = feature_cache.CachedBatches(feats, label_ids, batch_size=4, seed=1)
+  a = feature_cache.CachedBatches(feats, label_ids, scheme_lib.DEFAULT, batch_size=4, seed=1)
+  b = feature_cache.CachedBatches(feats, label_ids, scheme_lib.DEFAULT, batch_size=4, seed=1)
   assert a.steps_per_epoch == 2
   for step in (0, 1, 2, 5, 3):
     x, y = a.batch(step), b.batch(step)
     np.testing.assert_array_equal(x["features"]["shared"], y["features"]["shared"])
   # A different seed gives another order.
-  c = feature_cache.CachedBatches(feats, label_ids, batch_size=4, seed=2)
+  c = feature_cache.CachedBatches(feats, label_ids, scheme_lib.DEFAULT, batch_size=4, seed=2)
   assert not np.array_equal(a.batch(0)["culture"], c.batch(0)["culture"]) or not np.array_equal(
       a.batch(0)["features"]["shared"], c.batch(0)["features"]["shared"])
 
 
 def test_epochs_cycle_through_the_views_and_labels_follow_rows():
   feats, label_ids = _cached(num_views=2, n=8)
-  batches = feature_cache.CachedBatches(feats, label_ids, batch_size=8, seed=0)
+  batches = feature_cache.CachedBatches(feats, label_ids, scheme_lib.DEFAULT, batch_size=8, seed=0)
   for epoch in range(4):
     batch = batches.batch(epoch)  # one step per epoch
     view = epoch % 2
@@ -66,13 +66,13 @@ def test_epochs_cycle_through_the_views_and_labels_follow_rows():
       match = [i for i in range(8)
                if np.array_equal(feats["shared"][view, i], batch["features"]["shared"][row])]
       assert len(match) == 1
-      for task in labels.TASKS:
+      for task in scheme_lib.DEFAULT.tasks:
         assert batch[task][row] == label_ids[task][match[0]]
 
 
 def test_hosts_get_disjoint_slices_of_the_global_batch():
   feats, label_ids = _cached(n=12)
-  batches = feature_cache.CachedBatches(feats, label_ids, batch_size=6, seed=0)
+  batches = feature_cache.CachedBatches(feats, label_ids, scheme_lib.DEFAULT, batch_size=6, seed=0)
   whole = batches.batch(3)["features"]["shared"]
   parts = [batches.batch(3, process_index=i, process_count=2)["features"]["shared"] for i in range(2)]
   assert sum(len(p) for p in parts) == 6

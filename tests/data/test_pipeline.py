@@ -5,10 +5,12 @@ import collections
 import numpy as np
 import pytest
 
-from artclf import labels
-from artclf.data import pipeline, tfds_builder, transforms
+from artclf import scheme as scheme_lib
+from artclf.data import dataset as dataset_lib
+from artclf.data import pipeline, transforms
 from tests.data.fixtures import build_synthetic
 
+SCHEME = scheme_lib.DEFAULT
 SIZE = 64  # Small views keep the tests fast; the pipeline is size-agnostic.
 AUG = transforms.AugmentConfig(image_size=SIZE)
 
@@ -20,7 +22,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def train_source(data_dir):
-  return tfds_builder.open_split(data_dir, "train")
+  return dataset_lib.open_labelled(data_dir, "train", SCHEME)
 
 
 def _config(**kwargs):
@@ -30,7 +32,7 @@ def _config(**kwargs):
 
 
 def _batches(source, n, hosts=(0, 1), **kwargs):
-  dataset = pipeline.make_dataset(source, _config(**kwargs), process_index=hosts[0],
+  dataset = pipeline.make_dataset(source, SCHEME, _config(**kwargs), process_index=hosts[0],
                                   process_count=hosts[1])
   iterator = iter(dataset)
   return [next(iterator) for _ in range(n)]
@@ -45,10 +47,10 @@ def _assert_batches_equal(a, b):
 def test_train_batch_shapes_dtypes_and_labels(train_source):
   batch = _batches(train_source, 1)[0]
   assert batch["image"].shape == (8, SIZE, SIZE, 3) and batch["image"].dtype == np.uint8
-  for task in labels.TASKS:
+  for task in scheme_lib.DEFAULT.tasks:
     assert batch[task].shape == (8,) and batch[task].dtype == np.int32
     for i, index in enumerate(batch["index"]):
-      assert batch[task][i] == train_source[int(index)][task]
+      assert batch[task][i] == train_source.labels[task][int(index)]
   # RGB pixels: the network makes its own input from them.
   assert batch["image"].min() < 50 and batch["image"].max() > 200
 
@@ -84,20 +86,20 @@ def test_pipeline_images_equal_preprocess_example(train_source):
     for i in (0, 7):
       epoch = (b * 8 + i) // n
       index = int(batch["index"][i])
-      expected = transforms.preprocess_example(train_source[index]["image"], train=True,
+      expected = transforms.preprocess_example(train_source.source[index]["image"], train=True,
                                                config=AUG, seed=11, epoch=epoch, index=index,
                                                normalize=False)
       np.testing.assert_array_equal(batch["image"][i], expected)
 
 
 def test_checkpoint_mid_epoch_resumes_with_the_next_batch(train_source):
-  dataset = pipeline.make_dataset(train_source, _config(seed=5))
+  dataset = pipeline.make_dataset(train_source, SCHEME, _config(seed=5))
   iterator = iter(dataset)
   for _ in range(2):
     next(iterator)
   state = iterator.get_state()
   expected = [next(iterator) for _ in range(3)]  # Crosses into epoch 1.
-  resumed = iter(pipeline.make_dataset(train_source, _config(seed=5)))
+  resumed = iter(pipeline.make_dataset(train_source, SCHEME, _config(seed=5)))
   resumed.set_state(state)
   for a in expected:
     _assert_batches_equal(a, next(resumed))
@@ -105,7 +107,7 @@ def test_checkpoint_mid_epoch_resumes_with_the_next_batch(train_source):
 
 def test_worker_processes_give_the_same_batches_and_resume(train_source):
   in_process = _batches(train_source, 4, seed=2)
-  dataset = pipeline.make_dataset(train_source, _config(seed=2, worker_count=2))
+  dataset = pipeline.make_dataset(train_source, SCHEME, _config(seed=2, worker_count=2))
   iterator = iter(dataset)
   try:
     for a in in_process[:2]:
@@ -130,13 +132,13 @@ def test_hosts_hold_consecutive_blocks_of_the_one_host_batches(train_source):
     joined = {k: np.concatenate([parts[0][step][k], parts[1][step][k]]) for k in batch}
     _assert_batches_equal(batch, joined)
   with pytest.raises(ValueError, match="process_index 2 not in"):
-    pipeline.make_dataset(train_source, _config(), process_index=2, process_count=2)
+    pipeline.make_dataset(train_source, SCHEME, _config(), process_index=2, process_count=2)
   with pytest.raises(ValueError, match="not a multiple of the 3 hosts"):
-    pipeline.make_dataset(train_source, _config(), process_index=0, process_count=3)
+    pipeline.make_dataset(train_source, SCHEME, _config(), process_index=0, process_count=3)
 
 
 def test_host_defaults_come_from_jax(train_source):
-  dataset = iter(pipeline.make_dataset(train_source, _config()))
+  dataset = iter(pipeline.make_dataset(train_source, SCHEME, _config()))
   indices = np.concatenate([next(dataset)["index"] for _ in range(3)])
   assert sorted(indices) == list(range(24))  # one process: each epoch is everything
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artclf import labels
-from artclf.data import tfds_builder
+from artclf import scheme as scheme_lib
+from artclf.data import dataset, tfds_builder
 
 
 def _labels_csv_counts(source_dir):
@@ -19,8 +19,8 @@ def _labels_csv_counts(source_dir):
   with open(source_dir / "labels.csv", newline="", encoding="utf-8") as f:
     for row in csv.DictReader(f):
       sizes[row["split"]] += 1
-      for task in labels.TASKS:
-        label_counts[row["split"], task, labels.class_id(task, row[task])] += 1
+      for task in scheme_lib.DEFAULT.tasks:
+        label_counts[row["split"], task, scheme_lib.DEFAULT.class_id(task, row[task])] += 1
   return sizes, label_counts
 
 
@@ -32,12 +32,10 @@ def test_shared_set_round_trip(shared_data_dir, tmp_path):
     source = tfds_builder.open_split(tmp_path, split)
     assert len(source) == size
     got = collections.Counter()
-    paths = set()
-    for i in range(len(source)):
-      record = source[i]
-      paths.add(record["image_path"])
-      for task in labels.TASKS:
-        got[split, task, int(record[task])] += 1
+    paths = {source[i]["image_path"] for i in range(len(source))}
+    ids = dataset.read_labels(source, scheme_lib.DEFAULT)
+    for task in scheme_lib.DEFAULT.tasks:
+      got.update((split, task, int(i)) for i in ids[task])
     assert len(paths) == size
     assert got == {k: v for k, v in label_counts.items() if k[0] == split}
   # The image bytes are the file, byte for byte.
@@ -61,10 +59,14 @@ def test_custom_folder_metadata_and_splits(tmp_path):
   assert tfds_builder.split_names(tmp_path / "out") == ["fold1"]
   records = {r["image_path"]: r for r in tfds_builder.open_split(tmp_path / "out", "fold1")}
   a, b = records[b"a.png"], records[b"b.png"]
-  assert (int(a["culture"]), int(a["medium"]), int(a["period"])) == (1, 1, labels.UNKNOWN)
-  assert (int(b["culture"]), int(b["medium"]), int(b["period"])) == (-1, -1, 2)
+  ids = dataset.read_labels([a, b], scheme_lib.DEFAULT)
+  assert [ids[t].tolist() for t in ("culture", "medium", "period")] == [
+      [1, scheme_lib.UNKNOWN], [1, scheme_lib.UNKNOWN], [scheme_lib.UNKNOWN, 2]]
   assert a["museum"] == b"xyz" and a["object_id"] == b""
-  assert json.loads(b["metadata_json"]) == {"museum": "xyz", "notes": "second"}
+  assert (int(a["line"]), int(b["line"])) == (2, 3)
+  # Labels stay text among the columns: any scheme reads them.
+  assert json.loads(b["metadata_json"]) == {"culture": "", "medium": "", "period": "late",
+                                            "museum": "xyz", "notes": "second"}
   pixels = np.asarray(Image.open(io.BytesIO(a["image"])))
   assert pixels[0, 0].tolist() == [255, 0, 0]
 

@@ -6,7 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from artclf import labels
+from artclf import scheme as scheme_lib
 from artclf.eval import familiarity
 
 
@@ -46,7 +46,7 @@ def test_far_points_score_lower_and_validation_passes_at_the_set_rate():
   rng = np.random.default_rng(1)
   train_pooled, train_labels = _clusters(rng)
   val_pooled, val_labels = _clusters(rng, rows_per_class=100)
-  logits = lambda n: {task: np.zeros((n, 3)) for task in labels.TASKS}
+  logits = lambda n: {task: np.zeros((n, 3)) for task in scheme_lib.DEFAULT.tasks}
   fitted = familiarity.fit(_settings(),
                            {"pooled": train_pooled, "labels": train_labels, "logits": logits(80)},
                            {"pooled": val_pooled, "labels": val_labels, "logits": logits(200)})
@@ -70,7 +70,7 @@ def test_joint_classes_drop_small_combinations_and_keep_unknown_labels_as_a_valu
 def test_a_tiny_training_set_falls_back_to_one_gaussian():
   rng = np.random.default_rng(2)
   pooled = rng.normal(size=(6, 4))
-  label_ids = {task: np.arange(6) % 3 for task in labels.TASKS}
+  label_ids = {task: np.arange(6) % 3 for task in scheme_lib.DEFAULT.tasks}
   gaussians = familiarity.fit_gaussians(pooled, label_ids, shrinkage=0.5, min_class_count=5)
   np.testing.assert_allclose(gaussians.means, pooled.mean(0, keepdims=True))
 
@@ -86,8 +86,8 @@ def test_bad_settings_are_refused_by_name(changes, message):
 
 
 def test_energy_and_max_probability_rank_confident_logits_higher():
-  confident = {task: np.array([[8.0, 0.0, 0.0]]) for task in labels.TASKS}
-  unsure = {task: np.array([[0.1, 0.0, 0.0]]) for task in labels.TASKS}
+  confident = {task: np.array([[8.0, 0.0, 0.0]]) for task in scheme_lib.DEFAULT.tasks}
+  unsure = {task: np.array([[0.1, 0.0, 0.0]]) for task in scheme_lib.DEFAULT.tasks}
   for method in ("energy", "max_probability"):
     assert (familiarity.raw_scores(method, confident, None)[0] >
             familiarity.raw_scores(method, unsure, None)[0])
@@ -105,7 +105,7 @@ def test_auroc_equals_the_pairwise_definition_with_ties():
 def test_saved_scorer_gives_the_same_scores(tmp_path):
   rng = np.random.default_rng(4)
   pooled, label_ids = _clusters(rng)
-  logits = {task: rng.normal(size=(80, 3)) for task in labels.TASKS}
+  logits = {task: rng.normal(size=(80, 3)) for task in scheme_lib.DEFAULT.tasks}
   split = {"pooled": pooled, "labels": label_ids, "logits": logits}
   fitted = familiarity.fit(_settings(), split, split)
   fitted.best_step, fitted.settings = 7, '{"method": "mahalanobis"}'

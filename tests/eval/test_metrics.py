@@ -6,8 +6,11 @@ import math
 import numpy as np
 import pytest
 
+from artclf import scheme as scheme_lib
 from artclf.eval import metrics
-from artclf.labels import CLASSES, TASKS, UNKNOWN
+from artclf.scheme import UNKNOWN
+
+TASKS, CLASSES = scheme_lib.DEFAULT.tasks, scheme_lib.DEFAULT.classes
 
 # The study's Fig. 8 confusion matrices on its test set (rows actual, columns predicted).
 STUDY_CONFUSION = {
@@ -36,7 +39,7 @@ def study_report():
   for task in TASKS:
     labels[task], preds = expand_matrix(STUDY_CONFUSION[task])
     probs[task] = one_hot(preds)
-  return metrics.evaluate_predictions(labels, probs)
+  return metrics.evaluate_predictions(labels, probs, scheme_lib.DEFAULT)
 
 
 # --- The study's figures, re-derived through the public API.
@@ -64,14 +67,15 @@ def test_study_figures_constant_matches_the_study_matrices():
 def test_study_all_three_figure_is_consistent_with_its_test_set():
   # Not derivable from the per-task matrices, but it must be a whole number of
   # the 329 test images and cannot exceed the worst head's correct count.
-  all_three = metrics.STUDY_FIGURES["all_three_correct"]
+  all_three = metrics.STUDY_FIGURES["all_tasks_correct"]
   matching = [k for k in range(330) if round(100 * k / 329, 2) == round(100 * all_three, 2)]
   assert matching == [37]
   assert 37 <= min(np.trace(np.array(m)) for m in STUDY_CONFUSION.values())
 
 
 def test_confusion_table_shows_the_study_matrix_with_recall():
-  table = metrics.format_confusion_table("culture", STUDY_CONFUSION["culture"])
+  table = metrics.format_confusion_table("culture", STUDY_CONFUSION["culture"],
+                                       scheme_lib.DEFAULT.classes["culture"])
   lines = table.splitlines()
   header = next(line for line in lines if "egyptian" in line and "greek" in line)
   assert header.index("egyptian") < header.index("greek") < header.index("roman")
@@ -106,7 +110,7 @@ def test_metrics_of_a_small_matrix_match_hand_computation():
   matrix = metrics.confusion_matrix(labels, preds, 3)
   np.testing.assert_array_equal(matrix, [[3, 1, 0], [1, 1, 0], [2, 0, 1]])
 
-  report = metrics.task_report(labels, preds, task="medium")
+  report = metrics.task_report(labels, preds, class_names=scheme_lib.DEFAULT.classes["medium"])
   assert report["accuracy"] == pytest.approx(5 / 9)
   assert report["balanced_accuracy"] == pytest.approx((3 / 4 + 1 / 2 + 1 / 3) / 3)
   # F1 = 2TP / (2TP + FP + FN): 6/10, 2/4, 2/4.
@@ -162,7 +166,7 @@ def test_logits_are_rejected_where_probabilities_are_expected():
   labels = {t: np.array([0, 1]) for t in TASKS}
   logits = {t: np.array([[2.0, -1.0, 0.5], [0.1, 3.0, -2.0]]) for t in TASKS}
   with pytest.raises(ValueError, match="softmax"):
-    metrics.evaluate_predictions(labels, logits)
+    metrics.evaluate_predictions(labels, logits, scheme_lib.DEFAULT)
 
 
 def test_labels_out_of_range_are_rejected():
@@ -188,7 +192,8 @@ def test_unknown_labels_are_excluded_from_accuracy_and_all_three():
       "medium": np.array([1, 0, 2, 0, 2]),    # image 1 "wrong" but unknown
       "period": np.array([2, 0, 1, 0, 1]),    # image 3 "wrong" but unknown
   }
-  report = metrics.evaluate_predictions(labels, {t: one_hot(p) for t, p in preds.items()})
+  report = metrics.evaluate_predictions(labels, {t: one_hot(p) for t, p in preds.items()},
+                                        scheme_lib.DEFAULT)
   culture = report["tasks"]["culture"]
   # 3 of 4 known are right; counting the unknown one as wrong would give 3/5.
   assert (culture["num_correct"], culture["num_known"]) == (3, 4)
@@ -199,20 +204,22 @@ def test_unknown_labels_are_excluded_from_accuracy_and_all_three():
   # Only images 0 and 4 have all three labels; image 0 is all right, image 4
   # has culture wrong -> 1/2. (Over all five images it would be 1/5; over images
   # with every *known* label right it would be 3/5.)
-  assert report["all_three"] == {"num_known": 2, "num_correct": 1, "accuracy": 0.5}
+  assert report["all_tasks"] == {"name": "all three", "num_known": 2, "num_correct": 1,
+                                 "accuracy": 0.5}
 
 
 def test_report_is_strict_json_with_undefined_values_as_null():
   labels = {t: np.array([UNKNOWN, UNKNOWN]) for t in TASKS}
   labels["culture"] = np.array([0, 0])
   probs = {t: one_hot(np.array([0, 1])) for t in TASKS}
-  report = metrics.evaluate_predictions(labels, probs)
+  report = metrics.evaluate_predictions(labels, probs, scheme_lib.DEFAULT)
   assert math.isnan(report["tasks"]["medium"]["accuracy"])
   decoded = json.loads(metrics.report_to_json(report))
   assert decoded["tasks"]["medium"]["accuracy"] is None
   assert decoded["tasks"]["culture"]["accuracy"] == 0.5
   assert decoded["tasks"]["culture"]["per_class"]["greek"]["precision"] == 0.0
   assert decoded["tasks"]["culture"]["per_class"]["greek"]["recall"] is None
-  assert decoded["all_three"] == {"num_known": 0, "num_correct": 0, "accuracy": None}
+  assert decoded["all_tasks"] == {"name": "all three", "num_known": 0, "num_correct": 0,
+                                  "accuracy": None}
   assert set(decoded["tasks"]) == set(TASKS)
   assert list(decoded["tasks"]["period"]["per_class"]) == list(CLASSES["period"])

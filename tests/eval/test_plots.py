@@ -7,7 +7,9 @@ import pytest
 from PIL import Image
 
 from artclf.eval import plots
-from artclf.labels import CLASSES, TASKS
+from artclf.scheme import DEFAULT
+
+TASKS, CLASSES = DEFAULT.tasks, DEFAULT.classes
 
 
 def expected_size(figsize, dpi=plots.DPI):
@@ -49,7 +51,8 @@ def test_training_curves_png_from_a_log(tmp_path):
   history = plots.load_history(log)
   assert len(history) == 10
   path = tmp_path / "curves.png"
-  plots.save_training_curves(history, path, figsize=(9.0, 3.0), dpi=80)
+  plots.save_training_curves(history, path, ("culture", "medium", "period"), figsize=(9.0, 3.0),
+                            dpi=80)
   with Image.open(path) as image:
     assert image.format == "PNG"
     assert image.size == expected_size((9.0, 3.0), dpi=80)
@@ -78,5 +81,5 @@ def test_training_curves_take_the_last_record_of_an_epoch(tmp_path):
   history = [epoch_record(1, "val", 0.1), epoch_record(1, "val", 0.6)]
   epochs, values = plots._curves(history, "val", "culture_accuracy")
   assert epochs == [1] and values == [pytest.approx(0.65)]
-  plots.save_training_curves(history, tmp_path / "c.png")
+  plots.save_training_curves(history, tmp_path / "c.png", ("culture", "medium", "period"))
   assert (tmp_path / "c.png").stat().st_size > 0

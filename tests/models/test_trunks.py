@@ -6,10 +6,11 @@ import pytest
 from flax import nnx
 
 import artclf
-from artclf import labels
+from artclf import scheme as scheme_lib
 from artclf.models import classifier as model_lib
 from artclf.models import efficientnet_imagenet, imagenet, trunks
-from artclf.serve import gradcam, trained_model
+from artclf.run import trained as trained_model
+from artclf.serve import gradcam
 from artclf.train import optimizer, trainer
 from configs import tiny
 from tests.data.fixtures import build_synthetic
@@ -18,11 +19,11 @@ from tests.data.fixtures import build_synthetic
 @pytest.mark.parametrize("trunk", ["tiny", "efficientnet_lite_tiny"])
 @pytest.mark.parametrize("submodels", [False, True])
 def test_every_trunk_gives_three_heads_and_caches_at_any_stage(trunk, submodels):
-  model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk=trunk, submodels=submodels),
+  model = model_lib.ArtClassifier(model_lib.ModelSpec(heads=scheme_lib.DEFAULT.heads, trunk=trunk, submodels=submodels),
                                   rngs=nnx.Rngs(0))
   pixels = jnp.asarray(np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)), jnp.uint8)
   logits = model(pixels)
-  assert {t: v.shape for t, v in logits.items()} == {t: (2, 3) for t in labels.TASKS}
+  assert {t: v.shape for t, v in logits.items()} == {t: (2, 3) for t in scheme_lib.DEFAULT.tasks}
   for cut in range(1, model.num_stages + 1):
     cached = model.features(pixels, end_stage=cut)
     np.testing.assert_allclose(model.forward_from(cached, cut)["period"], logits["period"],
@@ -30,7 +31,7 @@ def test_every_trunk_gives_three_heads_and_caches_at_any_stage(trunk, submodels)
 
 
 def test_last_n_stages_select_parameters_of_the_lite_trunk():
-  model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="efficientnet_lite_tiny"),
+  model = model_lib.ArtClassifier(model_lib.ModelSpec(heads=scheme_lib.DEFAULT.heads, trunk="efficientnet_lite_tiny"),
                                   rngs=nnx.Rngs(0))
   assert model.num_stages == 9
   def count(trainable):
@@ -75,7 +76,7 @@ def test_a_lite_trunk_trains_on_cached_features_and_predicts(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite2"])
 def test_the_classifier_gets_the_imagenet_lite_trunk(name):
-  model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk=name), rngs=nnx.Rngs(0))
+  model = model_lib.ArtClassifier(model_lib.ModelSpec(heads=scheme_lib.DEFAULT.heads, trunk=name), rngs=nnx.Rngs(0))
   trunks.load_imagenet_weights(model.trunk_modules, name)
   reference = efficientnet_imagenet.load_imagenet_classifier(name).trunk
   pixels = jnp.asarray(np.random.default_rng(0).integers(0, 256, (1, 96, 96, 3)), jnp.uint8)

@@ -20,6 +20,7 @@ from artclf import labels  # noqa: E402
 from artclf.data import labels_csv  # noqa: E402
 from artclf.serve import app as app_lib  # noqa: E402
 from artclf.serve import export, predict  # noqa: E402
+from artclf import scheme as scheme_lib
 from configs import serve as serve_config  # noqa: E402
 from tests.serve.conftest import jpeg_bytes  # noqa: E402
 
@@ -60,7 +61,7 @@ def expected(model, data: bytes) -> dict:
 
 
 def assert_same_prediction(item: dict, reference: dict):
-  for task in labels.TASKS:
+  for task in scheme_lib.DEFAULT.tasks:
     assert item[task]["label"] == reference[task]["label"]
     assert item[task]["probability"] == pytest.approx(reference[task]["probability"], abs=1e-6)
     assert item[task]["distribution"] == pytest.approx(reference[task]["distribution"], abs=1e-6)
@@ -71,7 +72,7 @@ def test_health_names_the_model(client, served_workdir):
   assert health["workdir"] == str(served_workdir.resolve())
   assert health["config_hash"] == hashlib.sha256((served_workdir / "config.json").read_bytes()).hexdigest()
   assert health["trunk"] == "tiny"
-  assert health["classes"] == {task: list(names) for task, names in labels.CLASSES.items()}
+  assert health["classes"] == {task: list(names) for task, names in scheme_lib.DEFAULT.classes.items()}
   assert health["limits"]["max_batch_size"] == 4
 
 
@@ -86,7 +87,7 @@ def test_predict_returns_what_artclf_predict_returns(client, model):
     reference = expected(model, data)
     assert set(reference) <= set(item)  # every field predict returns, passed through
     assert_same_prediction(item, reference)
-    assert item["low_confidence"] == [t for t in labels.TASKS if reference[t]["probability"] < threshold]
+    assert item["low_confidence"] == [t for t in scheme_lib.DEFAULT.tasks if reference[t]["probability"] < threshold]
 
 
 @pytest.mark.parametrize("data, message", [
@@ -169,7 +170,7 @@ def test_explain_gives_one_overlay_per_task(client):
   response = client.post("/api/explain", files={"file": ("a.jpg", jpeg_bytes(2, size=(200, 100)))})
   assert response.status_code == 200
   overlays = response.json()["overlays"]
-  assert set(overlays) == set(labels.TASKS)
+  assert set(overlays) == set(scheme_lib.DEFAULT.tasks)
   for data_url in overlays.values():
     assert data_url.startswith("data:image/png;base64,")
     overlay = Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1])))
@@ -225,7 +226,7 @@ def test_export_writes_labels_csv_rows_that_load_as_a_dataset(client, tmp_path):
   assert response.headers["content-type"].startswith("text/csv")
   assert "attachment" in response.headers["content-disposition"]
   table = list(csv.DictReader(io.StringIO(response.text)))
-  assert list(table[0]) == export.columns()
+  assert list(table[0]) == export.columns(scheme_lib.DEFAULT.tasks)
   assert (table[0]["culture"], table[0]["period"], table[0]["predicted_culture"]) == ("roman", "", "greek")
   assert table[0]["corrected"] == "culture period" and table[1]["corrected"] == ""
   assert table[0]["culture_probability"] == "0.500000" and table[0]["split"] == ""
@@ -233,17 +234,17 @@ def test_export_writes_labels_csv_rows_that_load_as_a_dataset(client, tmp_path):
   for name in ("a.jpg", "b.jpg"):
     (tmp_path / name).write_bytes(jpeg_bytes(1))
   with open(tmp_path / "labels.csv", "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=export.columns())
+    writer = csv.DictWriter(f, fieldnames=export.columns(scheme_lib.DEFAULT.tasks))
     writer.writeheader()
     writer.writerows(dict(row, split="train") for row in table)
   dataset = labels_csv.load_dataset(tmp_path)
-  assert [e.label_ids["culture"] for e in dataset.examples] == [2, 1]
-  assert dataset.examples[0].label_ids["period"] == labels.UNKNOWN
+  assert [e.metadata["culture"] for e in dataset.examples] == ["roman", "greek"]
+  assert dataset.examples[0].metadata["period"] == ""
 
 
 def test_export_neutralises_formulas_and_refuses_unknown_labels(client):
-  row = {"image": "=HYPERLINK(\"x\").jpg", "predicted": prediction({t: c[0] for t, c in labels.CLASSES.items()}),
-         "labels": {t: c[0] for t, c in labels.CLASSES.items()}}
+  row = {"image": "=HYPERLINK(\"x\").jpg", "predicted": prediction({t: c[0] for t, c in scheme_lib.DEFAULT.classes.items()}),
+         "labels": {t: c[0] for t, c in scheme_lib.DEFAULT.classes.items()}}
   text = client.post("/api/export", json={"rows": [row]}).text
   assert next(csv.DictReader(io.StringIO(text)))["image"] == "'=HYPERLINK(\"x\").jpg"
   bad = dict(row, labels={**row["labels"], "culture": "martian"})

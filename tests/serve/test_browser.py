@@ -27,6 +27,7 @@ import artclf  # noqa: E402
 from artclf import labels  # noqa: E402
 from artclf.serve import app as app_lib  # noqa: E402
 from artclf.serve import predict  # noqa: E402
+from artclf import scheme as scheme_lib
 from configs import serve as serve_config  # noqa: E402
 from tests.serve.live_server import serve_in_thread  # noqa: E402
 
@@ -82,7 +83,7 @@ def browser():
 
 
 def check_row_shows(row, expected: dict):
-  for task in labels.TASKS:
+  for task in scheme_lib.DEFAULT.tasks:
     cell = row.locator(f"td[data-task={task}]")
     assert cell.locator("select").input_value() == expected[task]["label"]
     assert float(cell.get_attribute("data-probability")) == pytest.approx(expected[task]["probability"], abs=1e-6)
@@ -141,7 +142,7 @@ def correct_and_explain(page, row, task: str, label: str):
   sync_api.expect(row.locator(f"td[data-task={task}]")).to_have_class("task corrected")
   sync_api.expect(page.locator("#batch-summary")).to_contain_text("1 corrected")
   row.locator(".explain-button").click()
-  sync_api.expect(page.locator("tr.explain-row figure img")).to_have_count(len(labels.TASKS))
+  sync_api.expect(page.locator("tr.explain-row figure img")).to_have_count(len(scheme_lib.DEFAULT.tasks))
   page.wait_for_function("[...document.querySelectorAll('tr.explain-row img')].every(i => i.naturalWidth > 0)")
 
 
@@ -168,7 +169,7 @@ def test_classify_correct_and_export_a_batch(browser, base_url, served_workdir, 
   assert page.evaluate("window.__xss") is None
   drop_and_fetch(page, image_server)
   model_label = expected["amphora.jpg"]["culture"]["label"]
-  corrected = next(c for c in labels.CLASSES["culture"] if c != model_label)
+  corrected = next(c for c in scheme_lib.DEFAULT.classes["culture"] if c != model_label)
   correct_and_explain(page, rows["amphora.jpg"], "culture", corrected)
 
   table = download_csv(page)
@@ -177,7 +178,7 @@ def test_classify_correct_and_export_a_batch(browser, base_url, served_workdir, 
   amphora_row = table["amphora.jpg"]
   assert (amphora_row["culture"], amphora_row["predicted_culture"]) == (corrected, model_label)
   assert amphora_row["corrected"] == "culture"
-  for task in labels.TASKS:
+  for task in scheme_lib.DEFAULT.tasks:
     assert table[XSS_NAME][task] == expected[XSS_NAME][task]["label"]
     assert float(table[XSS_NAME][f"{task}_probability"]) == pytest.approx(
         expected[XSS_NAME][task]["probability"], abs=1e-6)

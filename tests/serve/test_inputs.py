@@ -12,10 +12,12 @@ import pytest
 from PIL import Image
 
 import artclf
-from artclf import labels
+from artclf import scheme as scheme_lib
 from artclf.data import dataset, tfds_builder
 from artclf.eval import evaluation
-from artclf.serve import collection, predict, trained_model
+from artclf.run import files as run_files
+from artclf.run import trained as trained_model
+from artclf.serve import collection, predict
 from tests.conftest import REPO_ROOT
 
 
@@ -27,7 +29,7 @@ def _photo(seed=0, size=(160, 120)) -> np.ndarray:
 
 
 def _logits(result_probs):
-  return np.concatenate([list(result_probs[t]["distribution"].values()) for t in labels.TASKS])
+  return np.concatenate([list(result_probs[t]["distribution"].values()) for t in scheme_lib.DEFAULT.tasks])
 
 
 def test_uint16_bool_and_float_arrays_are_scaled_not_clipped(served_workdir):
@@ -78,12 +80,13 @@ def test_a_large_jpeg_gets_the_same_logits_from_predict_and_evaluate(served_work
                                      "images/big.jpg,greek,painting,late,test\n")
   built = dataset.build(source, tmp_path / "data")
   model = trained_model.load(served_workdir)
-  logits, _ = evaluation.split_logits(model, tfds_builder.open_split(built, "test"), flip_tta=False)
+  logits = evaluation.split_outputs(model, tfds_builder.open_split(built, "test"),
+                                    flip_tta=False)["logits"]
   view = model.view(predict.read_input(source / "images" / "big.jpg"))
   record = tfds_builder.open_split(built, "test")[0]
   np.testing.assert_array_equal(view, model.view(record["image"]))  # the same pixels ...
   predicted = model.logits(np.stack([view]))
-  for task in labels.TASKS:  # ... so the same logits (up to the batch size's float rounding)
+  for task in scheme_lib.DEFAULT.tasks:  # ... so the same logits (up to the batch size's float rounding)
     np.testing.assert_allclose(predicted[task], logits[task], rtol=1e-5, atol=1e-5)
   # ... and a picture decoded at full size would have given other pixels.
   full = model.view(big)
@@ -98,8 +101,8 @@ def test_temperatures_fitted_with_flip_tta_bring_flip_tta_by_default(served_work
   import shutil  # pylint: disable=import-outside-toplevel
   workdir = tmp_path / "run"
   shutil.copytree(served_workdir, workdir)
-  (workdir / trained_model.CALIBRATION_FILE).write_text(json.dumps(
-      {"temperatures": {t: 2.0 for t in labels.TASKS}, "fitted_on": "val", "flip_tta": True}))
+  (workdir / run_files.CALIBRATION_FILE).write_text(json.dumps(
+      {"temperatures": {t: 2.0 for t in scheme_lib.DEFAULT.tasks}, "fitted_on": "val", "flip_tta": True}))
   model = trained_model.load(workdir)
   assert model.calibrated_flip_tta and model.temperatures["period"] == 2.0
   views = np.stack([model.view(Image.fromarray(_photo(4)))])
@@ -136,7 +139,7 @@ def test_a_collection_resumes_where_its_output_file_ends(served_workdir, tmp_pat
     assert len(records) == 6 and sum(r["error"] is not None for r in records) == 1
   if suffix == ".csv":
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 6 and rows[0]["culture"] in labels.CLASSES["culture"]
+    assert len(rows) == 6 and rows[0]["culture"] in scheme_lib.DEFAULT.classes["culture"]
 
 
 def test_an_unwritable_output_fails_before_the_model_loads(served_workdir, tmp_path, capsys):

@@ -10,10 +10,12 @@ import pytest
 from PIL import Image
 
 import artclf
-from artclf import labels
+from artclf import scheme as scheme_lib
 from artclf.data import tfds_builder
 from artclf.eval import evaluation
-from artclf.serve import collection, gradcam, predict, trained_model
+from artclf.run import files as run_files
+from artclf.run import trained as trained_model
+from artclf.serve import collection, gradcam, predict
 from artclf.train import trainer
 from configs import tiny
 from tests.data import fixtures as data_fixtures
@@ -33,10 +35,10 @@ def test_predict_gives_distributions_that_sum_to_one(tiny_workdir):
   results = artclf.predict([_picture(0), _picture(1)], workdir=tiny_workdir)
   assert len(results) == 2
   for result in results:
-    assert set(result) == set(labels.TASKS) | {"familiarity", "unfamiliar"}
-    for task in labels.TASKS:
+    assert set(result) == set(scheme_lib.DEFAULT.tasks) | {"familiarity", "unfamiliar"}
+    for task in scheme_lib.DEFAULT.tasks:
       distribution = result[task]["distribution"]
-      assert list(distribution) == list(labels.CLASSES[task])
+      assert list(distribution) == list(scheme_lib.DEFAULT.classes[task])
       assert sum(distribution.values()) == pytest.approx(1.0, abs=1e-5)
       assert all(0.0 <= p <= 1.0 for p in distribution.values())
       assert result[task]["label"] == max(distribution, key=distribution.get)
@@ -46,7 +48,7 @@ def test_predict_gives_distributions_that_sum_to_one(tiny_workdir):
 def test_familiarity_of_the_validation_photos_is_their_rank_among_them(tiny_workdir):
   # Training fitted the scorer and ranked the validation views; predict must score the
   # same photos identically, so their familiarities are exactly 0, 1/n, ..., (n-1)/n.
-  config = trained_model.load_config(tiny_workdir)
+  config = run_files.read_config(tiny_workdir)
   source = tfds_builder.open_split(config.data.data_dir, "val")
   results = artclf.predict([source[i]["image"] for i in range(len(source))], workdir=tiny_workdir)
   scores = sorted(result["familiarity"] for result in results)
@@ -63,7 +65,7 @@ def test_same_image_as_path_pil_and_array_gives_the_same_answer(tiny_workdir, tm
   from_array = artclf.predict(np.asarray(picture), workdir=tiny_workdir)
   from_floats = artclf.predict(np.asarray(picture) / 255.0, workdir=tiny_workdir)
   for other in (from_pil, from_array, from_floats):
-    for task in labels.TASKS:
+    for task in scheme_lib.DEFAULT.tasks:
       assert other[task]["label"] == from_path[task]["label"]
       np.testing.assert_allclose(list(other[task]["distribution"].values()),
                                  list(from_path[task]["distribution"].values()), atol=1e-5)
@@ -93,7 +95,7 @@ def test_cli_predicts_a_folder_and_reports_the_corrupt_file(tiny_workdir, tmp_pa
   assert "c.png" in table[3] and "ERROR" not in table[3]
   records = json.loads((tmp_path / "out.json").read_text())
   assert [r["error"] is None for r in records] == [True, False, True]
-  assert records[0]["culture"]["label"] in labels.CLASSES["culture"]
+  assert records[0]["culture"]["label"] in scheme_lib.DEFAULT.classes["culture"]
 
   # All inputs readable: exit status 0, and CSV output.
   (folder / "b.jpg").unlink()
@@ -113,7 +115,7 @@ def test_gradcam_has_the_picture_size_and_values_in_unit_interval(tiny_workdir):
   model = predict.load_model(tiny_workdir)
   picture = _picture(7, (97, 61))
   heatmaps = gradcam.explain(model, picture)
-  assert set(heatmaps) == set(labels.TASKS)
+  assert set(heatmaps) == set(scheme_lib.DEFAULT.tasks)
   for heatmap in heatmaps.values():
     assert heatmap.shape == (61, 97)
     assert heatmap.min() >= 0.0 and heatmap.max() <= 1.0
@@ -134,10 +136,11 @@ def test_gradcam_placement_maps_the_crop_back_onto_the_picture():
 
 def test_evaluate_writes_report_tables_and_pictures(tiny_workdir, tmp_path):
   out = io.StringIO()
-  config = trained_model.load_config(tiny_workdir)
-  report = evaluation.evaluate(tiny_workdir, split="val", data_dir=config.data.data_dir,
-                             calibration_split="val", output_dir=tmp_path / "eval", stream=out)
-  for task in labels.TASKS:
+  config = run_files.read_config(tiny_workdir)
+  report = evaluation.evaluate(trained_model.load(tiny_workdir), split="val",
+                               data_dir=config.data.data_dir, output_dir=tmp_path / "eval",
+                               stream=out)
+  for task in scheme_lib.DEFAULT.tasks:
     assert (tmp_path / "eval" / f"confusion_{task}.png").exists()
     matrix = np.asarray(report["tasks"][task]["confusion_matrix"])
     assert matrix.sum() == report["tasks"][task]["num_known"]
@@ -145,10 +148,12 @@ def test_evaluate_writes_report_tables_and_pictures(tiny_workdir, tmp_path):
   saved = json.loads((tmp_path / "eval" / "report.json").read_text())
   assert saved["mean_accuracy"] == pytest.approx(report["mean_accuracy"])
   assert "study" in (tmp_path / "eval" / "results.md").read_text().lower()
-  calibration = json.loads((tiny_workdir / trained_model.CALIBRATION_FILE).read_text())
-  assert set(calibration["temperatures"]) == set(labels.TASKS)
-  for task in labels.TASKS:
-    c = report["calibration"][task]
+  # Training fitted the temperatures on val: they lower val's NLL, and evaluate reports them.
+  calibration = json.loads((tiny_workdir / run_files.CALIBRATION_FILE).read_text())
+  assert set(calibration["temperatures"]) == set(scheme_lib.DEFAULT.tasks)
+  for task in scheme_lib.DEFAULT.tasks:
+    c = report["calibration"]["tasks"][task]
+    assert c["temperature"] == pytest.approx(calibration["temperatures"][task])
     assert c["val_nll_after"] <= c["val_nll_before"] + 1e-9
   assert "culture" in out.getvalue()
 

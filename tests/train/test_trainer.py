@@ -17,7 +17,7 @@ import orbax.checkpoint as ocp
 import pytest
 from flax import nnx
 
-from artclf import labels
+from artclf import scheme as scheme_lib
 from artclf import mesh as mesh_lib
 from artclf.models import classifier as model_lib
 from artclf.train import losses, steps, trainer
@@ -26,7 +26,7 @@ from configs import cpu_quick, tiny
 from tests.data import fixtures as data_fixtures
 
 from tests.conftest import REPO_ROOT
-TASK_WEIGHTS = {task: 1.0 for task in labels.TASKS}
+TASK_WEIGHTS = {task: 1.0 for task in scheme_lib.DEFAULT.tasks}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def _tiny_config(data_dir, **overrides):
 def _fixed_batch(batch_size=8, image_size=32, seed=0):
   rng = np.random.default_rng(seed)
   batch = {"image": rng.normal(0, 50, (batch_size, image_size, image_size, 3)).astype(np.float32)}
-  for task in labels.TASKS:
+  for task in scheme_lib.DEFAULT.tasks:
     batch[task] = rng.integers(0, 3, batch_size).astype(np.int32)
   return batch
 
@@ -71,7 +71,7 @@ def _step_fn(model, trainable, mesh, learning_rate=1e-2, start_stage=0, class_we
 
 
 def test_one_step_reduces_the_loss_on_a_fixed_batch():
-  model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny", dropout=0.0), rngs=nnx.Rngs(0))
+  model = model_lib.ArtClassifier(model_lib.ModelSpec(heads=scheme_lib.DEFAULT.heads, trunk="tiny", dropout=0.0), rngs=nnx.Rngs(0))
   mesh = mesh_lib.make_mesh()
   step, state = _step_fn(model, "all", mesh, learning_rate=1e-3)
   batch = mesh_lib.to_global(_fixed_batch(), mesh)
@@ -82,7 +82,7 @@ def test_one_step_reduces_the_loss_on_a_fixed_batch():
 
 
 def test_frozen_parameters_do_not_change():
-  model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny"), rngs=nnx.Rngs(0))
+  model = model_lib.ArtClassifier(model_lib.ModelSpec(heads=scheme_lib.DEFAULT.heads, trunk="tiny"), rngs=nnx.Rngs(0))
   stem_before = np.array(model.nets["shared"].trunk.stem_conv.kernel.get_value())
   top_before = np.array(model.nets["shared"].trunk.stages[-1][0].conv_a.kernel.get_value())
   mesh = mesh_lib.make_mesh()
@@ -101,12 +101,12 @@ def test_unknown_rows_leave_the_head_loss_unchanged():
   weights = jnp.asarray([0.5, 1.0, 2.0])
   full = losses.masked_cross_entropy(logits[:4], targets[:4], weights, 0.1)
   # Rows 4 and 5 unknown: they must not count, whatever their logits.
-  masked = losses.masked_cross_entropy(logits, targets.at[4:].set(labels.UNKNOWN), weights, 0.1)
+  masked = losses.masked_cross_entropy(logits, targets.at[4:].set(scheme_lib.UNKNOWN), weights, 0.1)
   np.testing.assert_allclose(masked, full, rtol=1e-6)
   # ... while counting them does change the loss.
   assert not np.isclose(losses.masked_cross_entropy(logits, targets, weights, 0.1), full)
   # A batch without any known label gives zero loss, not NaN.
-  assert float(losses.masked_cross_entropy(logits, jnp.full((6,), labels.UNKNOWN))) == 0.0
+  assert float(losses.masked_cross_entropy(logits, jnp.full((6,), scheme_lib.UNKNOWN))) == 0.0
 
 
 def test_class_weights_weight_rows_by_their_class():
@@ -134,13 +134,14 @@ def test_sharded_step_over_8_devices_equals_1_device():
       from flax import nnx
       from artclf.models import classifier as model_lib
       from artclf import mesh as mesh_lib
+      from artclf import scheme as scheme_lib
       from artclf.train import steps, optimizer as optimizer_lib
       from tests.train.test_trainer import _fixed_batch, _step_fn
       assert len(jax.devices()) == 8, jax.devices()
       results = []
       for devices in (jax.devices()[:1], jax.devices()):
         mesh = mesh_lib.make_mesh(devices)
-        model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny", dropout=0.0),
+        model = model_lib.ArtClassifier(model_lib.ModelSpec(heads=scheme_lib.DEFAULT.heads, trunk="tiny", dropout=0.0),
                                         rngs=nnx.Rngs(0))
         step, state = _step_fn(model, "all", mesh)
         for i in range(3):
@@ -251,7 +252,7 @@ def test_divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint(synt
 
 
 def test_nonfinite_step_leaves_the_state_unchanged():
-  model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny", dropout=0.0), rngs=nnx.Rngs(0))
+  model = model_lib.ArtClassifier(model_lib.ModelSpec(heads=scheme_lib.DEFAULT.heads, trunk="tiny", dropout=0.0), rngs=nnx.Rngs(0))
   mesh = mesh_lib.make_mesh()
   step, state = _step_fn(model, "all", mesh)
   before = jax.tree.map(np.array, nnx.to_pure_dict(state.trainable))
@@ -310,7 +311,7 @@ def test_final_fit_on_train_plus_val_keeps_the_last_epoch(synthetic_data_dir, tm
 
 
 def test_head_l2_penalises_the_se_and_head_kernels_only():
-  model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny"), rngs=nnx.Rngs(0))
+  model = model_lib.ArtClassifier(model_lib.ModelSpec(heads=scheme_lib.DEFAULT.heads, trunk="tiny"), rngs=nnx.Rngs(0))
   params = nnx.state(model, nnx.Param)
   net = model.nets["shared"]
   expected = sum(float(jnp.sum(layer.kernel.value ** 2)) for layer in
@@ -339,7 +340,7 @@ def test_selection_window_picks_the_best_mean_of_the_last_epochs(synthetic_data_
 
 
 def test_ema_is_the_warmed_up_average_and_what_evaluation_sees():
-  model = model_lib.ArtClassifier(model_lib.ModelSpec(trunk="tiny", dropout=0.0), rngs=nnx.Rngs(0))
+  model = model_lib.ArtClassifier(model_lib.ModelSpec(heads=scheme_lib.DEFAULT.heads, trunk="tiny", dropout=0.0), rngs=nnx.Rngs(0))
   mesh = mesh_lib.make_mesh()
   decay = 0.5
   is_trainable = optimizer_lib.trainable_filter("heads", model.num_stages)
@@ -379,14 +380,14 @@ def test_a_run_with_ema_saves_the_average_as_its_model(synthetic_data_dir, tmp_p
 
 def test_frozen_stages_compute_the_same_function_cached_or_not():
   """freeze_bn_stats=False: the cached path and the whole-network path train one model."""
-  spec = model_lib.ModelSpec(trunk="tiny", dropout=0.0, freeze_bn_stats=False)
+  spec = model_lib.ModelSpec(heads=scheme_lib.DEFAULT.heads, trunk="tiny", dropout=0.0, freeze_bn_stats=False)
   new_model = lambda: model_lib.ArtClassifier(spec, rngs=nnx.Rngs(0))  # the step donates it
   mesh = mesh_lib.make_mesh()
   first = optimizer_lib.first_trainable_stage("last:1", new_model().num_stages)
   batch = _fixed_batch(seed=3)
   frozen_output = new_model().features(batch["image"], end_stage=first)["shared"]
   cached = {"features": {"shared": np.asarray(frozen_output)},
-            **{task: batch[task] for task in labels.TASKS}}
+            **{task: batch[task] for task in scheme_lib.DEFAULT.tasks}}
 
   def one_step(start_stage, frozen_below, inputs):
     step, state = _step_fn(new_model(), "last:1", mesh, start_stage=start_stage,
@@ -405,7 +406,7 @@ def test_frozen_stages_compute_the_same_function_cached_or_not():
 
 
 def test_ema_averages_the_batchnorm_statistics_it_is_evaluated_with():
-  spec = model_lib.ModelSpec(trunk="tiny", dropout=0.0, freeze_bn_stats=False)
+  spec = model_lib.ModelSpec(heads=scheme_lib.DEFAULT.heads, trunk="tiny", dropout=0.0, freeze_bn_stats=False)
   model = model_lib.ArtClassifier(spec, rngs=nnx.Rngs(0))
   mesh = mesh_lib.make_mesh()
   decay = 0.5

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from artclf.serve import trained_model
+from artclf.run import trained as trained_model
 from artclf.train import trainer
 from artclf.train import workdir as workdir_lib
 from configs import tiny

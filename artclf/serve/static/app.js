@@ -6,7 +6,7 @@
 const MAX_IN_FLIGHT = 2;  // The server runs one model call at a time; two keep it busy.
 
 const state = {
-  tasks: ["culture", "medium", "period"],
+  tasks: [],  // the run's tasks and classes come from /api/health
   classes: {},
   limits: null,
   rows: [],
@@ -55,6 +55,15 @@ function showMessage(text, kind = "info") {
 
 // ---- the model and its limits ----
 
+// One column per task of the served run, between the photo and the actions.
+function showTaskHeaders(tasks) {
+  const head = $("result-head");
+  const actions = head.lastElementChild;
+  for (const task of tasks) {
+    head.insertBefore(el("th", {text: task.charAt(0).toUpperCase() + task.slice(1)}), actions);
+  }
+}
+
 async function loadHealth() {
   try {
     const response = await fetch("/api/health");
@@ -62,6 +71,7 @@ async function loadHealth() {
     state.tasks = health.tasks;
     state.classes = health.classes;
     state.limits = health.limits;
+    showTaskHeaders(health.tasks);
     const hash = health.config_hash ? health.config_hash.slice(0, 12) : "none";
     $("model-info").textContent =
         `Model: ${health.trunk} trunk from ${health.workdir} (config ${hash}). ` +

@@ -6,7 +6,7 @@ import numpy as np
 
 from artclf import mesh as mesh_lib
 from artclf.data import images, tfds_builder, transforms
-from artclf.eval import inference
+from artclf import inference
 from tests.data.fixtures import build_synthetic
 
 
