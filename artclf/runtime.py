@@ -130,7 +130,9 @@ def report_error(error, status: int = 1) -> int:
   """Logs and prints `error`'s first line as 'error: ...' on stderr; returns `status`.
 
   The expected failures of the command-line tools (bad input, a refused resume, missing
-  weights) end in this one line; anything else is a bug and keeps its traceback.
+  weights) end in this one line; anything else is a bug and keeps its traceback. An error
+  whose class sets `exit_at_once` (a damaged checkpoint: orbax leaves reads of it in
+  flight, which print tracebacks when the interpreter shuts down) ends the process here.
   """
   import sys  # pylint: disable=import-outside-toplevel
   from absl import logging  # pylint: disable=import-outside-toplevel
@@ -138,4 +140,9 @@ def report_error(error, status: int = 1) -> int:
   message = text.splitlines()[0] if text else repr(error)
   logging.error("%s", message)
   print(f"error: {message}", file=sys.stderr)
+  if getattr(error, "exit_at_once", False):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.flush()
+    os._exit(status)  # pylint: disable=protected-access
   return status

@@ -52,8 +52,8 @@ def main(argv) -> None:
   runtime.configure()
   from artclf.data import dataset  # pylint: disable=import-outside-toplevel
   from artclf.eval import familiarity  # pylint: disable=import-outside-toplevel
-  from artclf.serve import trained_model  # pylint: disable=import-outside-toplevel
-  trained = trained_model.load(_WORKDIR.value, batch_size=32)
+  from artclf.run import trained as trained_lib  # pylint: disable=import-outside-toplevel
+  trained = trained_lib.load(_WORKDIR.value, batch_size=32)
   if trained.familiarity is None:
     raise SystemExit(f"{_WORKDIR.value} has no {familiarity.FAMILIARITY_FILE}: train it again")
   data_dir = dataset.ensure_built(trained.config.data)

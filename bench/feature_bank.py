@@ -46,19 +46,21 @@ def pooled(data_dir, split: str, trunk: str = "resnet50", views=(None,), image_s
            seed: int = 0, augment: dict | None = None, cache_dir: str = "checkpoints/feature_cache",
            batch_size: int = 32) -> dict:
   """{'features': [V, N, D], 'labels', 'metadata'} of `split` (see the module docstring)."""
-  from artclf.data import balance, feature_cache, tfds_builder, transforms  # pylint: disable=import-outside-toplevel
+  from artclf import scheme  # pylint: disable=import-outside-toplevel
+  from artclf.data import dataset, feature_cache, tfds_builder, transforms  # pylint: disable=import-outside-toplevel
   image_size = image_size or DEFAULT_SIZES.get(trunk, 224)
   config = transforms.from_config({**(augment or {}), "image_size": image_size})
   source = tfds_builder.open_split(data_dir, split)
+  label_ids = dataset.read_labels(source, scheme.DEFAULT)
   apply, mesh, frozen = _trunk_apply(trunk)
   key = feature_cache.cache_key({"bank": "gap", "trunk": trunk, "views": list(views),
                                  "augment": str(config), "seed": seed,
-                                 "data": feature_cache.source_digest(source)}, frozen)
+                                 "data": feature_cache.source_digest(source, label_ids)}, frozen)
   computed = feature_cache.load_or_compute(cache_dir, key, lambda: feature_cache.compute_features(
       apply, source, list(views), config, seed, batch_size, mesh, np.float32,
       what=f"{trunk} {split} pools"))
   return {"features": np.asarray(computed["gap"], np.float32),
-          "labels": balance.read_split_labels(source), "metadata": metadata(source)}
+          "labels": label_ids, "metadata": metadata(source)}
 
 
 def metadata(source) -> dict[str, list]:

@@ -45,7 +45,7 @@ def main(argv):
   import jax  # pylint: disable=import-outside-toplevel
   import ml_collections  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
-  from artclf import labels  # pylint: disable=import-outside-toplevel
+  from artclf import scheme as scheme_lib  # pylint: disable=import-outside-toplevel
   from artclf.data import dataset  # pylint: disable=import-outside-toplevel
   from artclf.eval import metrics  # pylint: disable=import-outside-toplevel
   from artclf.eval.linear_probe import fit_logistic_regression  # pylint: disable=import-outside-toplevel
@@ -67,7 +67,7 @@ def main(argv):
     for split, (x, y) in scored.items():
       probs = {task: np.asarray(jax.nn.softmax(((x - mean) / std) @ heads[task]["w"] +
                                                heads[task]["b"], -1)) for task in scheme_lib.DEFAULT.tasks}
-      figures = common.headline(metrics.evaluate_predictions(y, probs))
+      figures = common.headline(metrics.evaluate_predictions(y, probs, scheme_lib.DEFAULT))
       print(f"| {'+'.join(_TRUNKS.value)} | {c:g} | {_FIT.value} | {split} | " +
             " | ".join(f"{100 * figures[k]:.1f}" for k in common.HEADLINE) + " |", flush=True)
     print(f"(fitted in {time.time() - start:.1f} s)")

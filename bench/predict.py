@@ -34,7 +34,7 @@ from flax import nnx  # pylint: disable=wrong-import-position
 
 from artclf.models.classifier import ArtClassifier, ModelSpec  # pylint: disable=wrong-import-position
 from artclf.serve.predict import predict  # pylint: disable=wrong-import-position
-from artclf.serve.trained_model import TrainedModel  # pylint: disable=wrong-import-position
+from artclf.run.trained import TrainedModel  # pylint: disable=wrong-import-position
 from artclf import scheme as scheme_lib
 from bench import common  # pylint: disable=wrong-import-position
 from configs import common as config_common  # pylint: disable=wrong-import-position
@@ -75,7 +75,8 @@ def main() -> None:
   batch_runners = {"artclf": artclf_runner(batch_images, 1)}
   # The public artclf.predict() end to end: 224 x 224 uint8 RGB arrays in, labels out
   # (resize, centre crop, normalisation and softmax included).
-  trained = TrainedModel(model, config_common.base_config(), batch_size=args.batch)
+  trained = TrainedModel(model, config_common.base_config(), scheme_lib.DEFAULT,
+                         batch_size=args.batch)
   rgb = np.random.default_rng(3).integers(0, 256, (args.batch, 224, 224, 3), dtype=np.uint8)
   latency_runners["artclf.predict()"] = lambda: [predict(rgb[0], model=trained)
                                                  for _ in range(args.latency_calls)]

@@ -27,7 +27,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from artclf import labels  # noqa: E402
 from artclf import scheme as scheme_lib
 from bench.common import HEADLINE, headline  # noqa: E402
 
@@ -57,14 +56,15 @@ def split_probabilities(workdir: str, split: str, data_dir: str | None, select: 
   # pylint: disable=import-outside-toplevel  # JAX starts here, after the flags are parsed.
   from artclf.data import dataset, tfds_builder
   from artclf.eval import calibration, evaluation
-  from artclf.serve import trained_model
-  trained = trained_model.load(workdir, batch_size=32)
+  from artclf.run import trained as trained_lib
+  trained = trained_lib.load(workdir, batch_size=32)
   data_dir = data_dir or dataset.ensure_built(trained.config.data)
   missing = set(split.split("+")) - set(tfds_builder.split_names(data_dir))
   if missing:
     raise ValueError(f"split {split!r} not in {data_dir}")
   source = dataset.filtered(tfds_builder.open_split(data_dir, split), select, keep_matching=True)
-  logits, label_ids = evaluation.split_logits(trained, source, flip_tta=False)
+  label_ids = dataset.read_labels(source, trained.scheme)
+  logits = evaluation.split_outputs(trained, source, flip_tta=False)["logits"]
   return {task: calibration.softmax(value) for task, value in logits.items()}, label_ids
 
 
@@ -92,7 +92,7 @@ def main(argv: Sequence[str]) -> int:
       return 1
     reference_labels = label_ids
     members.append(probs)
-    rows[workdir] = headline(metrics.evaluate_predictions(label_ids, probs))
+    rows[workdir] = headline(metrics.evaluate_predictions(label_ids, probs, scheme_lib.DEFAULT))
 
   columns = HEADLINE
   print(f"split {_SPLIT.value}, {len(members)} runs, {time.time() - start:.0f} s\n")
@@ -101,7 +101,7 @@ def main(argv: Sequence[str]) -> int:
   for workdir, figures in rows.items():
     print(_row(workdir, figures))
   print(_row("ensemble (mean probability)", headline(metrics.evaluate_predictions(
-      reference_labels, average_probabilities(members)))))
+      reference_labels, average_probabilities(members), scheme_lib.DEFAULT))))
   print("\nSpread over the runs (mean +- sd, min-max):")
   for key in columns:
     s = spread([figures[key] for figures in rows.values()])

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from artclf import scheme as scheme_lib
 
-# The one label vocabulary (artclf.labels imports nothing heavy, so the torch worker can use it).
+# The default label scheme (artclf.scheme imports nothing heavy, so the torch worker can use it).
 TASKS = scheme_lib.DEFAULT.tasks
 NUM_CLASSES = scheme_lib.DEFAULT.num_classes("culture")
 BN_EPSILON = 1e-3

@@ -26,7 +26,6 @@ import numpy as np  # pylint: disable=wrong-import-position
 import optax  # pylint: disable=wrong-import-position
 from flax import nnx  # pylint: disable=wrong-import-position
 
-from artclf import labels as artclf_labels  # pylint: disable=wrong-import-position
 from artclf.models.classifier import ArtClassifier, ModelSpec  # pylint: disable=wrong-import-position
 from artclf import mesh as mesh_lib  # pylint: disable=wrong-import-position
 from artclf.train import optimizer, steps  # pylint: disable=wrong-import-position
@@ -43,7 +42,7 @@ def make_step(model: ArtClassifier, trainable: str, start_stage: int, learning_r
   graphdef, state = steps.init_train_state(model, is_trainable, tx, jax.random.PRNGKey(0))
   step = steps.jit_train_step(
       mesh, graphdef=graphdef, tx=tx, schedule=schedule,
-      task_weights={task: 1.0 for task in artclf_scheme_lib.DEFAULT.tasks}, class_weights=None,
+      task_weights={task: 1.0 for task in scheme_lib.DEFAULT.tasks}, class_weights=None,
       label_smoothing=0.0, start_stage=start_stage)
   return step, mesh_lib.put_replicated(state, mesh), mesh
 
@@ -80,7 +79,7 @@ def head_epoch_seconds(num_examples: int = 994, batch_size: int = 32) -> tuple[f
   step, state, mesh = make_step(model, "heads", start_stage=model.num_stages, learning_rate=1e-3)
   rng = np.random.default_rng(0)
   features = rng.gamma(0.5, 1.0, (num_examples, 7, 7, 2048)).astype(np.float16)
-  labels = {t: rng.integers(-1, 3, num_examples).astype(np.int32) for t in artclf_scheme_lib.DEFAULT.tasks}
+  labels = {t: rng.integers(-1, 3, num_examples).astype(np.int32) for t in scheme_lib.DEFAULT.tasks}
   steps_per_epoch = num_examples // batch_size
 
   def batch(i):

@@ -3,12 +3,16 @@
   WORKDIR/best/<global step>/state   the model's parameters and BatchNorm statistics
   WORKDIR/best/<global step>/meta    JSON: the step, the phase, the validation report, the
                                      resolved config, the scheme and `params_digest`
+  WORKDIR/best/<global step>/artclf_files.sha256
+                                     the sha256 of every file above, once orbax has written them
 
 Training saves it (`artclf.train.checkpoints`); everything that uses a trained model
 restores it through `restore_best`, which refuses, in one line naming the folder, a
-checkpoint that does not fit the model, that cannot be read, or whose arrays are not
-the ones saved (their sha256 no longer matches `params_digest`; for checkpoints saved
-before the digest existed, any NaN or infinite parameter).
+checkpoint whose files are not the ones written (checked before orbax reads anything: a
+read of a damaged file leaves orbax's reads in flight, which print tracebacks later), that
+does not fit the model, that cannot be read, or whose arrays are not the ones saved (their
+sha256 no longer matches `params_digest`; for checkpoints saved before the digests
+existed, any NaN or infinite parameter).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 BEST_DIR = "best"
+FILES_DIGEST = "artclf_files.sha256"
 
 
 class NoCheckpointError(FileNotFoundError):
@@ -36,6 +41,9 @@ class CheckpointMismatch(ValueError):
 
 class CheckpointDamaged(ValueError):
   """A checkpoint that cannot be read, or whose arrays are not the ones saved."""
+  # A failed read leaves orbax's reads in flight; a command ends at once after saying so
+  # (artclf.runtime.report_error).
+  exit_at_once = True
 
 
 def params_digest(state) -> str:
@@ -47,6 +55,37 @@ def params_digest(state) -> str:
     array = np.ascontiguousarray(_host_copy(leaf))
     digest.update(f"{_name(path)}:{array.dtype}:{array.shape}\n".encode())
     digest.update(array.tobytes())
+  return digest.hexdigest()
+
+
+def write_files_digest(step_dir: pathlib.Path) -> None:
+  """Records the sha256 of every file of a finished checkpoint, beside them."""
+  lines = [f"{_file_sha256(path)}  {path.relative_to(step_dir).as_posix()}"
+           for path in sorted(step_dir.rglob("*")) if path.is_file() and path.name != FILES_DIGEST]
+  tmp = step_dir / (FILES_DIGEST + ".tmp")
+  tmp.write_text("\n".join(lines) + "\n")
+  os.replace(tmp, step_dir / FILES_DIGEST)
+
+
+def verify_files(step_dir: pathlib.Path) -> None:
+  """Raises CheckpointDamaged if a file recorded by write_files_digest is missing or changed."""
+  record = step_dir / FILES_DIGEST
+  if not record.exists():
+    return  # saved before the record existed, or killed before writing it
+  for line in record.read_text().splitlines():
+    digest, _, name = line.partition("  ")
+    path = step_dir / name
+    if not path.is_file() or _file_sha256(path) != digest:
+      raise CheckpointDamaged(f"the best checkpoint {step_dir} is damaged ({name} is "
+                              f"{'missing' if not path.is_file() else 'not the file written'}); "
+                              "train again, or restore the workdir from a backup")
+
+
+def _file_sha256(path: pathlib.Path) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
   return digest.hexdigest()
 
 
@@ -68,8 +107,12 @@ def read_best_meta(workdir: str | os.PathLike) -> dict:
   step = best_step(workdir)
   if step is None:
     return {}
-  manager = ocp.CheckpointManager(pathlib.Path(workdir).resolve() / BEST_DIR,
-                                  item_names=("state", "meta"))
+  best_dir = pathlib.Path(workdir).resolve() / BEST_DIR
+  try:
+    verify_files(best_dir / str(step))
+  except CheckpointDamaged:
+    return {}  # restore_best names the damage
+  manager = ocp.CheckpointManager(best_dir, item_names=("state", "meta"))
   try:
     restored = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
     return dict(restored.meta or {})
@@ -96,10 +139,13 @@ def restore_best(workdir: str | os.PathLike, abstract_state, attempts: int = 5
                               "wait for the first epoch to end")
     step_dir = best_dir / str(step)
     try:
+      verify_files(step_dir)
       check_shapes(step_dir / "state", abstract_state)
       state, meta = _restore(best_dir, step, abstract_state)
-    except CheckpointMismatch:
-      raise
+    except (CheckpointMismatch, CheckpointDamaged):
+      if step_dir.exists() or attempt == attempts - 1:
+        raise
+      continue  # replaced by a newer best while read
     except Exception as error:  # pylint: disable=broad-except  # damaged, or deleted while read
       if step_dir.exists() or attempt == attempts - 1:
         raise CheckpointDamaged(f"the best checkpoint {step_dir} cannot be read "

@@ -42,9 +42,8 @@ def main(argv) -> int:
   runtime.configure()
   try:
     server_app = app_lib.load_app(_WORKDIR.value, _CONFIG.value)
-  except FileNotFoundError as error:  # No such workdir, or no trained checkpoint in it.
-    print(f"error: {error}", file=sys.stderr)
-    return 2
+  except (FileNotFoundError, ValueError) as error:  # no run there, or one that cannot be used
+    return runtime.report_error(error, status=2)
   startup = server_app.state.startup_seconds
   host = f"[{_HOST.value}]" if ":" in _HOST.value else _HOST.value  # an IPv6 address
   print(f"artclf: model loaded in {startup['load']:.1f} s, compiled in {startup['compile']:.1f} s; "

@@ -22,7 +22,6 @@ from typing import Iterable, Iterator, Sequence
 import grain
 import numpy as np
 
-from artclf.run import files as run_files
 from artclf.serve import predict as predict_lib
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
@@ -59,18 +58,23 @@ def decoded_batches(files: Sequence[pathlib.Path], model, batch_size: int,
 class ResultWriter:
   """Appends results to a .csv, .jsonl or .json file as they come (see `read_done`)."""
 
-  def __init__(self, path: pathlib.Path, append: bool, scheme):
-    self.path, self.suffix, self.scheme = path, path.suffix.lower(), scheme
+  def __init__(self, path: pathlib.Path, append: bool):
+    """Opens the file (so that an unwritable one fails before the model loads)."""
+    self.path, self.suffix, self.scheme = path, path.suffix.lower(), None
     if self.suffix not in OUTPUT_SUFFIXES:
       raise ValueError(f"--output {path}: use a .csv, .jsonl or .json file")
-    fresh = not (append and path.exists() and path.stat().st_size)
-    if self.suffix == ".json" and not fresh:
+    self.fresh = not (append and path.exists() and path.stat().st_size)
+    if self.suffix == ".json" and not self.fresh:
       _reopen_json_array(path)
-    self.file = open(path, "w" if fresh else "a", encoding="utf-8", newline="")
-    self.first = fresh
-    if fresh and self.suffix == ".csv":
+    self.file = open(path, "w" if self.fresh else "a", encoding="utf-8", newline="")
+    self.first = self.fresh
+
+  def begin(self, scheme) -> None:
+    """Writes the header of a new file; the CSV columns follow the run's scheme."""
+    self.scheme = scheme
+    if self.fresh and self.suffix == ".csv":
       csv.writer(self.file).writerow(csv_columns(scheme))
-    elif fresh and self.suffix == ".json":
+    elif self.fresh and self.suffix == ".json":
       self.file.write("[\n")
 
   def write(self, name: str, result: dict | None, error: str) -> None:
@@ -184,12 +188,13 @@ def run_cli(paths: Sequence[str], workdir: str, output: str | None = None,
     if done:
       print(f"resuming: {len(done)} images already in {output_path}", file=sys.stderr)
     try:  # before the model loads: a bad --output fails in a second, not after the work
-      writer = ResultWriter(output_path, append=resume, scheme=run_files.scheme_of(
-          run_files.read_config(workdir), pathlib.Path(workdir) / run_files.CONFIG_FILE))
+      writer = ResultWriter(output_path, append=resume)
     except OSError as error:
       print(f"error: cannot write {output_path}: {error.strerror}", file=sys.stderr)
       return 2
   model = predict_lib.load_model(workdir)
+  if writer:
+    writer.begin(model.scheme)
   failed = _predict_stream(files, model, writer, explain_dir, flip_tta, batch_size, threads,
                            stream)
   if writer:

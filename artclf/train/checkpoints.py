@@ -21,7 +21,9 @@ from typing import Any
 
 import orbax.checkpoint as ocp
 
-from artclf.run.checkpoint import BEST_DIR
+import jax
+
+from artclf.run.checkpoint import BEST_DIR, write_files_digest
 
 
 class RunCheckpoints:
@@ -37,11 +39,20 @@ class RunCheckpoints:
         workdir / BEST_DIR,
         options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
         item_names=("state", "meta"))
+    self._best_dir = workdir / BEST_DIR
+    self._unrecorded_best = None  # a best step saved whose files are not yet recorded
+
+  def _wait_for_best(self) -> None:
+    """Waits for the best checkpoint's save, then records its files' digest (once)."""
+    self.best.wait_until_finished()
+    step, self._unrecorded_best = self._unrecorded_best, None
+    if step is not None and jax.process_index() == 0 and (self._best_dir / str(step)).is_dir():
+      write_files_digest(self._best_dir / str(step))
 
   def save(self, global_step: int, state, meta: dict, data_state: dict | None = None) -> None:
     # One manager saves at a time: on several hosts orbax synchronises each save with
     # barriers named by step, and the two managers save the same steps.
-    self.best.wait_until_finished()
+    self._wait_for_best()
     self.latest.save(global_step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta),
         data=ocp.args.JsonSave(data_state or {})))
@@ -54,6 +65,7 @@ class RunCheckpoints:
       self.best.delete(global_step)
     self.best.save(global_step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+    self._unrecorded_best = global_step
 
   def latest_meta(self) -> tuple[int, dict] | None:
     """(global step, meta) of the newest complete checkpoint, or None."""
@@ -71,7 +83,7 @@ class RunCheckpoints:
 
   def wait(self) -> None:
     self.latest.wait_until_finished()
-    self.best.wait_until_finished()
+    self._wait_for_best()
 
   def close(self) -> None:
     self.latest.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -28,7 +29,7 @@ from flax import nnx
 
 from artclf import inference
 from artclf import scheme as scheme_lib
-from artclf.data import balance, dataset, transforms
+from artclf.data import balance, dataset, feature_cache, transforms
 from artclf.eval import calibration, familiarity, metrics
 from artclf.mesh import (fetch_replicated, make_mesh, on_every_host, put_replicated, replicated,
                          to_global)
@@ -93,6 +94,7 @@ class _Run:
   train: dataset.LabelledSplit
   val: dataset.LabelledSplit
   class_weights: dict | None
+  data_digest: str  # of the train and val records: a resume must train on the same data
 
   @property
   def steps_per_epoch(self) -> int:
@@ -123,17 +125,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     task_weights_from(scheme, config.loss)  # refuses a weight for a task the run lacks
     model = build_model(config, scheme, config.seed)
     phases = phase_data.plan_phases(config, model.num_stages, jax.default_backend())
+    data_digest = _data_digest(train, val)
+    run_checkpoints = checkpoints.RunCheckpoints(workdir, keep=config.keep_checkpoints)
+    run = _restored_run_state(run_checkpoints, phases, data_digest, workdir)
 
     if is_main:
       workdir_lib.save_config(workdir, config)
-    run_checkpoints = checkpoints.RunCheckpoints(workdir, keep=config.keep_checkpoints)
-    run = _restored_run_state(run_checkpoints, phases)
     writer = metric_writer.MetricWriter(workdir, enabled=is_main, resume_step=run.global_step)
     if class_weights:
       logging.info("Class weights: %s",
                    {t: np.round(w, 2).tolist() for t, w in class_weights.items()})
     context = _Run(config, workdir, mesh, run_checkpoints, writer, model, scheme, train, val,
-                   class_weights)
+                   class_weights, data_digest)
 
     for plan in phases:
       if plan.index < run.phase_index:
@@ -220,12 +223,30 @@ def _check_settings(config, mesh) -> None:
                      f"{', '.join(SELECTION_METRICS)}")
 
 
-def _restored_run_state(run_checkpoints, phases) -> RunState:
-  """The run state of the last complete checkpoint, or a fresh one at the first phase."""
+def _data_digest(train: dataset.LabelledSplit, val: dataset.LabelledSplit) -> str:
+  """A digest of the images and labels a run trains and selects on."""
+  return hashlib.sha256("".join(
+      feature_cache.source_digest(split.source, split.labels) for split in (train, val)
+  ).encode()).hexdigest()
+
+
+def _restored_run_state(run_checkpoints, phases, data_digest: str,
+                        workdir: pathlib.Path) -> RunState:
+  """The run state of the last complete checkpoint, or a fresh one at the first phase.
+
+  Refuses to resume on other data (labels.csv edited, images replaced): one model would
+  then be trained on two datasets.
+  """
   latest = run_checkpoints.latest_meta()
   if latest is None:
     return RunState(phase_index=phases[0].index)
   step, meta = latest
+  if meta.get("data_digest", data_digest) != data_digest:
+    raise workdir_lib.WorkdirError(
+        f"the training data changed since the run in {workdir} started (labels.csv edited or "
+        "images replaced): resuming would train one model on two datasets. Start a new "
+        "--workdir for the new data, or restore the data the run began with; nothing in it "
+        "was changed")
   run = RunState.from_json(meta["run"])
   logging.info("Resuming from step %d (phase %d, step %d of the phase)", step,
                run.phase_index + 1, run.phase_step)
@@ -336,7 +357,8 @@ def _checkpoint_meta(context: _Run, plan, run: RunState) -> dict:
   return {"run": run.to_json(), "model": context.config.model.to_dict(),
           "trainable": plan.config.trainable,
           "image_size": context.config.data.augment.image_size,
-          "scheme": context.scheme.to_json(), "config": context.config.to_dict()}
+          "scheme": context.scheme.to_json(), "config": context.config.to_dict(),
+          "data_digest": context.data_digest}
 
 
 def _end_of_epoch(context: _Run, plan, run: RunState, state, eval_fn, data) -> bool:

@@ -23,10 +23,11 @@ def test_ensemble_of_runs_with_complementary_errors_beats_each_run():
   run_b = np.where(first[:, None], _one_hot_ish(wrong, 0.4), _one_hot_ish(truth, 0.9))
   label_ids = {task: truth for task in scheme_lib.DEFAULT.tasks}
   members = [{task: run_a for task in scheme_lib.DEFAULT.tasks}, {task: run_b for task in scheme_lib.DEFAULT.tasks}]
-  each = [headline(metrics.evaluate_predictions(label_ids, m)) for m in members]
-  both = headline(metrics.evaluate_predictions(label_ids, average_probabilities(members)))
+  each = [headline(metrics.evaluate_predictions(label_ids, m, scheme_lib.DEFAULT)) for m in members]
+  both = headline(metrics.evaluate_predictions(label_ids, average_probabilities(members),
+                                               scheme_lib.DEFAULT))
   assert [f["mean_accuracy"] for f in each] == [0.5, 0.5]
-  assert both["mean_accuracy"] == 1.0 and both["all_three"] == 1.0
+  assert both["mean_accuracy"] == 1.0 and both["all_tasks"] == 1.0
   # One member is its own ensemble.
   np.testing.assert_array_equal(average_probabilities(members[:1])["period"], run_a)
   with pytest.raises(ValueError):

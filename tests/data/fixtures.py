@@ -15,7 +15,8 @@ _CULTURES = ["egyptian"] * 6 + ["greek"] * 2 + ["roman", ""]
 def build_synthetic(root, num_train: int = 24, num_val: int = 10, museums=("",)) -> str:
   """Writes num_train + num_val JPEGs of varied sizes with labels, builds them, returns data_dir.
 
-  Record i comes from museums[i % len(museums)] (the museum column).
+  Record i comes from museums[(i // 2) % len(museums)] (the museum column): pairs of
+  records, so that no class of the cycling labels belongs to one museum alone.
   """
   source = root / "source"
   (source / "images").mkdir(parents=True)
@@ -34,7 +35,7 @@ def build_synthetic(root, num_train: int = 24, num_val: int = 10, museums=("",))
     medium = ["architecture", "painting", "sculpture", ""][i % 4]
     period = scheme_lib.DEFAULT.classes["period"][i % 3]
     split = "train" if i < num_train else "val"
-    museum = museums[i % len(museums)]
+    museum = museums[(i // 2) % len(museums)]
     rows.append(f"images/{i:03d}.jpg,OBJ{i},{culture},{medium},{period},{split},{museum}")
   (source / "labels.csv").write_text("\n".join(rows) + "\n")
   data_dir = root / "built"

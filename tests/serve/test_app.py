@@ -16,7 +16,6 @@ httpx2 = pytest.importorskip("httpx2", reason="the test client needs httpx2 (pip
 from fastapi.testclient import TestClient  # noqa: E402
 
 import artclf  # noqa: E402
-from artclf import labels  # noqa: E402
 from artclf.data import labels_csv  # noqa: E402
 from artclf.serve import app as app_lib  # noqa: E402
 from artclf.serve import export, predict  # noqa: E402

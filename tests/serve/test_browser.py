@@ -24,7 +24,6 @@ sync_api = pytest.importorskip("playwright.sync_api",
                                reason="Playwright is not installed (pip install -e .[app])")
 
 import artclf  # noqa: E402
-from artclf import labels  # noqa: E402
 from artclf.serve import app as app_lib  # noqa: E402
 from artclf.serve import predict  # noqa: E402
 from artclf import scheme as scheme_lib

@@ -163,4 +163,6 @@ def test_a_checkpoint_that_does_not_fit_its_config_ends_predict_in_one_line(serv
                            str(photo)], cwd=REPO_ROOT, capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)), check=False)
   assert result.returncode == 2 and "Traceback" not in result.stderr
-  assert "does not fit" in result.stderr.strip().splitlines()[-1]
+  last = result.stderr.strip().splitlines()[-1]
+  assert f"{workdir / 'config.json'} no longer matches the config its checkpoint was trained " \
+         "with (model.se_ratio: 16 -> 2)" in last

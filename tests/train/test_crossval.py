@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pytest
 
+from artclf import scheme as scheme_lib
 from artclf.data import dataset
 from artclf.eval import evaluation
+from artclf.run import trained
 from artclf.train import crossval, trainer
 from configs import tiny
 from tests.data import fixtures as data_fixtures
@@ -41,10 +43,20 @@ def test_a_malformed_rule_is_named(rule):
     dataset.parse_rule(rule)
 
 
-def test_only_sources_that_share_a_culture_are_held_out(museum_data):
+def test_a_source_is_held_out_only_if_training_keeps_every_class(museum_data):
   source = dataset.open_split(museum_data, "train+val")
-  assert crossval.holdout_values(source, "museum", min_images=1) == ["aic", "cle", "met"]
-  assert crossval.holdout_values(source, "museum", min_images=15) == []  # 14 each
+  train = dataset.open_labelled(museum_data, "train", scheme_lib.DEFAULT)
+  assert crossval.holdout_values(source, train, "museum", scheme_lib.DEFAULT, 1) == [
+      "aic", "cle", "met"]
+  assert crossval.holdout_values(source, train, "museum", scheme_lib.DEFAULT, 15) == []  # 14 each
+
+
+def test_a_source_that_alone_has_a_class_is_not_held_out():
+  records = [{"museum": m.encode(), "metadata_json": b"{}"} for m in ("a", "a", "b", "b", "c")]
+  culture = np.array([0, 1, 0, 2, 1], np.int32)  # roman (2) only at b
+  train = dataset.LabelledSplit("train", records, {"culture": culture})
+  scheme = scheme_lib.LabelScheme(("culture",), (("egyptian", "greek", "roman"),))
+  assert crossval.holdout_values(records, train, "museum", scheme, 1) == ["a", "c"]
 
 
 def test_crossval_trains_without_each_source_and_scores_it(museum_data, tmp_path):
@@ -63,6 +75,6 @@ def test_crossval_trains_without_each_source_and_scores_it(museum_data, tmp_path
   means = [np.mean([f[k] for f in result["folds"].values()]) for k in result["mean"]]
   np.testing.assert_allclose(list(result["mean"].values()), means)
   # evaluate --select scores the same held-out records as crossval did (val split part).
-  report = evaluation.evaluate(tmp_path / "holdout_met", "val", calibration_split="",
+  report = evaluation.evaluate(trained.load(tmp_path / "holdout_met"), "val",
                                output_dir=tmp_path / "eval", select="museum=met")
   assert report["num_images"] == 4

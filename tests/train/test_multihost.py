@@ -102,7 +102,7 @@ def _assert_same_run(workdir, reference):
   val_a, val_b = _val_records(reference), _val_records(workdir)
   assert [r["epoch"] for r in val_b] == [1, 2, 3, 4]  # each epoch logged once
   for a, b in zip(val_a, val_b):
-    for key in ("mean_balanced_accuracy", "all_three_accuracy", "culture_accuracy"):
+    for key in ("mean_balanced_accuracy", "all_tasks_accuracy", "culture_accuracy"):
       assert a[key] == pytest.approx(b[key], abs=1e-9)
   summary_a = json.loads((reference / "train_summary.json").read_text())
   summary_b = json.loads((workdir / "train_summary.json").read_text())

@@ -89,6 +89,24 @@ def test_a_longer_phase_and_other_logging_are_accepted_and_continue(data_dir, tm
   assert [r["epoch"] for r in val] == [1, 2]
 
 
+def test_labels_edited_after_the_run_began_refuse_the_resume(tmp_path):
+  built = build_synthetic(tmp_path, num_train=16, num_val=8)
+  source = tmp_path / "source"
+  workdir = tmp_path / "run"
+  result = _train_cli(workdir, built, f"--config.data.source_dir={source}")
+  assert result.returncode == 0, result.stderr[-2000:]
+  lines = (source / "labels.csv").read_text().splitlines()
+  lines[1] = lines[1].replace(",egyptian,", ",greek,")  # a label corrected in place
+  (source / "labels.csv").write_text("\n".join(lines) + "\n")
+  before = _snapshot(workdir)
+  result = _train_cli(workdir, built, f"--config.data.source_dir={source}",
+                      "--config.phase1.epochs=2")
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert "the training data changed since the run" in last and "new --workdir" in last
+  assert _snapshot(workdir) == before
+
+
 def test_a_second_training_on_the_same_workdir_is_refused(data_dir, tmp_path):
   workdir = tmp_path / "run"
   with workdir_lib.locked(workdir):
