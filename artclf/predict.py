@@ -2,6 +2,7 @@
 
   python -m artclf.predict --workdir=checkpoints/cpu_quick photo.jpg folder/ [--output=out.csv]
   python -m artclf.predict --workdir=... --explain=heatmaps/ photo.jpg   # Grad-CAM overlays
+  python -m artclf.predict --workdir=... --neighbours=5 photo.jpg --output=out.csv  # similar training photos
   python -m artclf.predict --workdir=... collection/ --output=out.csv --resume  # tens of thousands
 
 From Python, `artclf.predict(...)` (see `artclf.serve.predict`). An unreadable file is
@@ -24,6 +25,9 @@ _RESUME = flags.DEFINE_bool("resume", False,
                             "Skip the images the --output file already holds, and append.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Images per forward pass.")
 _THREADS = flags.DEFINE_integer("threads", 4, "Threads decoding images ahead of the model.")
+_NEIGHBOURS = flags.DEFINE_integer(
+    "neighbours", 0, "Also give each image's k nearest training photos (a `neighbours` "
+    "column of object ids in the CSV, full records in JSON).", lower_bound=0)
 
 
 def main(argv) -> int:
@@ -33,7 +37,8 @@ def main(argv) -> int:
   from artclf.serve import collection  # After runtime.configure(): it starts JAX.
   try:
     return collection.run_cli(argv[1:], _WORKDIR.value, _OUTPUT.value, _EXPLAIN.value,
-                              _TTA.value, _RESUME.value, _BATCH_SIZE.value, _THREADS.value)
+                              _TTA.value, _RESUME.value, _BATCH_SIZE.value, _THREADS.value,
+                              neighbours=_NEIGHBOURS.value)
   except (FileNotFoundError, ValueError) as error:  # no workdir, no checkpoint, or another config
     return runtime.report_error(error, status=2)
 

@@ -112,6 +112,11 @@ def base_config() -> ml_collections.ConfigDict:
   config.familiarity = ml_collections.ConfigDict(dict(
       enabled=True, method="mahalanobis", shrinkage=0.1, min_class_count=5, val_pass_rate=0.95))
 
+  # Nearest training photos (artclf.run.neighbours): the pooled vectors of the training
+  # split, with a thumbnail of thumbnail_size px a side each, saved at the end of training
+  # as WORKDIR/neighbours.npz, so that predict can show the most similar training photos.
+  config.neighbours = ml_collections.ConfigDict(dict(enabled=True, thumbnail_size=128))
+
   # Model selection: the validation metric to maximise: mean_balanced_accuracy (the mean
   # recall over each task's classes, fair to minority classes), mean_accuracy or
   # all_tasks_accuracy (every head right).

@@ -7,6 +7,7 @@
                 and the frozen stages' forward that the feature cache keeps
   trained       a run loaded from its workdir: model, scheme, calibration, familiarity
   finalize      the temperatures and the familiarity scorer, fitted once training ends
+  neighbours    the training photos' pooled vectors: the nearest ones to a photo
 
 Training writes a run, evaluation, prediction, the page, crossval and adapt read one; all
 of them sit above this package, and nothing here imports them.

@@ -4,6 +4,7 @@
   WORKDIR/best/              the best checkpoint (`artclf.run.checkpoint`)
   WORKDIR/calibration.json   one temperature per head, fitted on the validation split
   WORKDIR/familiarity.npz    the familiarity scorer (`artclf.eval.familiarity`)
+  WORKDIR/neighbours.npz     the training photos' pooled vectors (`artclf.run.neighbours`)
 
 Training writes them all (`artclf.train`), and an adapted run writes its own set
 (`artclf.adapt`). The best checkpoint's metadata keeps the config it was trained with;
@@ -35,6 +36,7 @@ FREE_TO_CHANGE = (
     # Refitted after training whenever they change (artclf.eval.familiarity).
     "familiarity.enabled", "familiarity.method", "familiarity.shrinkage",
     "familiarity.min_class_count", "familiarity.val_pass_rate",
+    "neighbours.enabled", "neighbours.thumbnail_size",
 )
 # Settings a resumed run may change to train on: the run continues where it was.
 EXTENDABLE = ("phase1.epochs", "phase2.epochs",

@@ -18,7 +18,7 @@ import dataclasses
 import functools
 import os
 import pathlib
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import ml_collections
@@ -50,6 +50,8 @@ class TrainedModel:
   best_step: int | None = None
   # calibration.json as read: where the temperatures were fitted, and the errors there.
   calibration_record: dict | None = None
+  # The nearest-training-photos index, once read (`artclf.run.neighbours.index_for`).
+  neighbour_index: Any = None
 
   def __post_init__(self):
     if self.temperatures is None:

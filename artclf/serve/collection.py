@@ -60,7 +60,7 @@ class ResultWriter:
 
   def __init__(self, path: pathlib.Path, append: bool):
     """Opens the file (so that an unwritable one fails before the model loads)."""
-    self.path, self.suffix, self.scheme = path, path.suffix.lower(), None
+    self.path, self.suffix, self.scheme, self.neighbours = path, path.suffix.lower(), None, False
     if self.suffix not in OUTPUT_SUFFIXES:
       raise ValueError(f"--output {path}: use a .csv, .jsonl or .json file")
     self.fresh = not (append and path.exists() and path.stat().st_size)
@@ -69,17 +69,18 @@ class ResultWriter:
     self.file = open(path, "w" if self.fresh else "a", encoding="utf-8", newline="")
     self.first = self.fresh
 
-  def begin(self, scheme) -> None:
+  def begin(self, scheme, neighbours: bool = False) -> None:
     """Writes the header of a new file; the CSV columns follow the run's scheme."""
-    self.scheme = scheme
+    self.scheme, self.neighbours = scheme, neighbours
     if self.fresh and self.suffix == ".csv":
-      csv.writer(self.file).writerow(csv_columns(scheme))
+      csv.writer(self.file).writerow(csv_columns(scheme, neighbours))
     elif self.fresh and self.suffix == ".json":
       self.file.write("[\n")
 
   def write(self, name: str, result: dict | None, error: str) -> None:
     if self.suffix == ".csv":
-      csv.writer(self.file).writerow(csv_row(name, result, error, self.scheme))
+      row = csv_row(name, result, error, self.scheme)
+      csv.writer(self.file).writerow(row + ([neighbour_ids(result)] if self.neighbours else []))
     else:
       record = json.dumps({"image": name, "error": error or None, **(result or {})})
       prefix = "" if self.suffix == ".jsonl" or self.first else ",\n"
@@ -118,13 +119,20 @@ def read_done(path: pathlib.Path) -> set[str]:
   return done
 
 
-def csv_columns(scheme) -> list[str]:
+def csv_columns(scheme, neighbours: bool = False) -> list[str]:
   """image, error, then per task of the run: <task>, <task>_probability, <task>_p_<class>...;
-  familiarity, unfamiliar."""
+  familiarity, unfamiliar; with neighbours, `neighbours` (see `neighbour_ids`)."""
   columns = ["image", "error"]
   for task, names in scheme.classes.items():
     columns += [task, f"{task}_probability"] + [f"{task}_p_{c}" for c in names]
-  return columns + ["familiarity", "unfamiliar"]
+  return columns + ["familiarity", "unfamiliar"] + (["neighbours"] if neighbours else [])
+
+
+def neighbour_ids(result: dict | None) -> str:
+  """The nearest training photos' object ids (their paths where they have none), nearest
+  first, space-separated."""
+  found = (result or {}).get("neighbours") or []
+  return " ".join(n.get("object_id") or n["image"] for n in found)
 
 
 def csv_row(name: str, result: dict | None, error: str, scheme) -> list:
@@ -174,7 +182,8 @@ class _Progress:
 
 def run_cli(paths: Sequence[str], workdir: str, output: str | None = None,
             explain_dir: str | None = None, flip_tta: bool | None = None, resume: bool = False,
-            batch_size: int = 32, threads: int = 4, stream=sys.stdout) -> int:
+            batch_size: int = 32, threads: int = 4, stream=sys.stdout,
+            neighbours: int = 0) -> int:
   """The CLI's work, importable for tests: returns the exit status."""
   files = expand_inputs(paths)
   if not files:
@@ -194,9 +203,9 @@ def run_cli(paths: Sequence[str], workdir: str, output: str | None = None,
       return 2
   model = predict_lib.load_model(workdir)
   if writer:
-    writer.begin(model.scheme)
+    writer.begin(model.scheme, neighbours > 0)
   failed = _predict_stream(files, model, writer, explain_dir, flip_tta, batch_size, threads,
-                           stream)
+                           stream, neighbours)
   if writer:
     writer.close()
   if failed:
@@ -205,7 +214,7 @@ def run_cli(paths: Sequence[str], workdir: str, output: str | None = None,
 
 
 def _predict_stream(files, model, writer, explain_dir, flip_tta, batch_size, threads,
-                    stream) -> int:
+                    stream, neighbours: int = 0) -> int:
   """Predicts, prints and writes every file, batch after batch; returns the failures."""
   width = min(60, max([len("image")] + [len(str(f)) for f in files]))
   print(format_header(width, model.scheme.tasks), file=stream)
@@ -213,7 +222,7 @@ def _predict_stream(files, model, writer, explain_dir, flip_tta, batch_size, thr
   for batch in decoded_batches(files, model, batch_size, threads):
     good = [i for i, (_, view, _) in enumerate(batch) if view is not None]
     computed = (predict_lib.results_of_views(model, np.stack([batch[i][1] for i in good]),
-                                             flip_tta) if good else [])
+                                             flip_tta, neighbours=neighbours) if good else [])
     results = dict(zip(good, computed))
     for i, (name, _, error) in enumerate(batch):
       print(format_line(name, results.get(i), error, width, model.scheme.tasks), file=stream,

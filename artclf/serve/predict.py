@@ -15,6 +15,10 @@ looked less familiar to the model) and `unfamiliar` (True when familiarity is be
 1 - config.familiarity.val_pass_rate, 0.05 by default): such a photo is unlike anything
 the model was trained on, and its labels deserve little trust whatever their
 probabilities (`artclf.eval.familiarity`). Both are None for a run trained without it.
+
+`neighbours=k` adds the k training photos nearest to each photo in the space the heads
+read, with their labels and catalogue fields: what the answer leans on
+(`artclf.run.neighbours`).
 """
 
 from __future__ import annotations
@@ -126,16 +130,33 @@ def result_of(probs: dict[str, np.ndarray], row: int, scheme, familiarity=None) 
 
 
 def results_of_views(model, views: np.ndarray, flip_tta: bool | None = None,
-                     calibrated: bool = True) -> list[dict]:
-  """One result (see `result_of`) per evaluation view [N, S, S, 3], from one forward pass."""
+                     calibrated: bool = True, neighbours: int = 0) -> list[dict]:
+  """One result (see `result_of`) per evaluation view [N, S, S, 3], from one forward pass;
+  with `neighbours` > 0, each also lists that many nearest training photos."""
   outputs = model.outputs(views, flip_tta=flip_tta)
   probs = model.calibrate(outputs["logits"], calibrated)
   familiarity = model.familiarity_of(outputs)
-  return [result_of(probs, row, model.scheme, familiarity) for row in range(len(views))]
+  results = [result_of(probs, row, model.scheme, familiarity) for row in range(len(views))]
+  if neighbours > 0:
+    for result, found in zip(results, nearest_training_photos(model, outputs, neighbours)):
+      result["neighbours"] = found
+  return results
+
+
+def nearest_training_photos(model, outputs: dict, k: int) -> list[list[dict]]:
+  """Per row, the k nearest training photos (`artclf.run.neighbours`): each one's entry
+  (row, image, object_id, museum, title, credit, labels) and cosine similarity."""
+  from artclf.run import neighbours as neighbours_lib  # pylint: disable=import-outside-toplevel
+  index = neighbours_lib.index_for(model)
+  if index is None:
+    return [[] for _ in range(len(outputs["pooled"]))]
+  return [[{**index.entry(row), "similarity": similarity} for row, similarity in found]
+          for found in index.nearest(outputs["pooled"], k)]
 
 
 def predict(images: ImageInput | Sequence[ImageInput], workdir: str | os.PathLike | None = None,
-            model=None, flip_tta: bool | None = None, calibrated: bool = True):
+            model=None, flip_tta: bool | None = None, calibrated: bool = True,
+            neighbours: int = 0):
   """Labels and probabilities for one image or many.
 
   Args:
@@ -146,6 +167,10 @@ def predict(images: ImageInput | Sequence[ImageInput], workdir: str | os.PathLik
     model: an already loaded `artclf.run.trained.TrainedModel`.
     flip_tta: average with the horizontally mirrored image (None: as calibrated).
     calibrated: apply the temperatures fitted by `python -m artclf.evaluate`.
+    neighbours: also return, under 'neighbours', this many nearest training photos
+      (cosine on the pooled vectors the heads read), each a dict of 'row', 'image' (its
+      path in the training data), 'object_id', 'museum', 'title', 'credit', 'labels'
+      ({task: class or ''}) and 'similarity'.
 
   Returns:
     For one image, a dict {task: {'label', 'probability', 'distribution'}, 'familiarity',
@@ -174,5 +199,5 @@ def predict(images: ImageInput | Sequence[ImageInput], workdir: str | os.PathLik
         raise
       name = f" ({os.fspath(image)})" if isinstance(image, (str, os.PathLike)) else ""
       raise ValueError(f"input {index}{name}: {error}") from None
-  results = results_of_views(model, np.stack(views), flip_tta, calibrated)
+  results = results_of_views(model, np.stack(views), flip_tta, calibrated, neighbours)
   return results[0] if single else results

@@ -36,7 +36,7 @@ from artclf.mesh import (fetch_replicated, make_mesh, on_every_host, put_replica
 from artclf.models import classifier as model_lib
 from artclf.models import trunks
 from artclf.run import checkpoint as run_checkpoint
-from artclf.run import finalize, forward
+from artclf.run import finalize, forward, neighbours
 from artclf.run import trained as trained_lib
 from artclf.train import checkpoints, metric_writer, phase_data, steps
 from artclf.train import optimizer as optimizer_lib
@@ -273,9 +273,13 @@ def _finalize(context: _Run, best_step: int) -> None:
         threads=config.data.read_threads, what=f"calibration and familiarity: {split.name} split")
     return {**out, "labels": split.labels}
 
-  train = outputs(context.train) if config.familiarity.enabled else None
+  wants_train = config.familiarity.enabled or neighbours.enabled(config)
+  train = outputs(context.train) if wants_train else None
   finalize.fit_and_save(workdir, config, context.scheme, best_step, train, outputs(context.val),
                         write=jax.process_index() == 0)
+  if neighbours.enabled(config) and jax.process_index() == 0:
+    neighbours.save(workdir, train["pooled"], context.train.source, context.train.labels,
+                    context.scheme, neighbours.thumbnail_size_of(config))
 
 
 # ---------------------------------------------------------------------------
