@@ -40,4 +40,14 @@ def get_config():
   config.flip_tta = False
   # Longest side of the Grad-CAM overlays the page shows.
   config.overlay_size = 480
+  # Nearest training photos given per image ("Similar in the training data" on the page);
+  # a request's ?neighbours=k may ask for 0 to max_neighbours.
+  config.neighbours = 4
+  config.max_neighbours = 20
+  # "Teach the model": corrections made on the page are saved in teach_dir (with their
+  # photos) as they are made; teaching adapts the served run with them (artclf.adapt) into
+  # teach_dir/runs/, holding out this fraction of them per class for before/after figures.
+  config.teach = True
+  config.teach_dir = "checkpoints/teach"
+  config.teach_holdout_fraction = 0.2
   return config

@@ -1,11 +1,14 @@
 """The web page and JSON API of `python -m artclf.serve`: a FastAPI app around one trained model.
 
   GET  /               the page (static files in artclf/serve/static)
-  GET  /api/health     the model: workdir, config hash, trunk, classes; and the limits
-  POST /api/predict    multipart, one or more files as `files`: predict's fields per image
+  GET  /api/health     the model: run, lineage, workdir, config hash, trunk, classes; limits
+  POST /api/predict    multipart, one or more files as `files`: predict's fields per image,
+                       and ?neighbours=k nearest training photos (`neighbour_images`)
+  GET  /api/neighbours/{row}  a training photo's thumbnail
   POST /api/explain    multipart, one file as `file`: Grad-CAM overlays per task
   POST /api/fetch      JSON {"url": ...}: the image at the URL (size and time limits)
   POST /api/export     JSON {"rows": [...]}: the checked batch as CSV (see `export`)
+  /api/corrections, /api/teach, /api/runs: "Teach the model" (see `teach_routes`)
 
 Bad input is answered 400, 413 or 422 with {"error": "..."} naming the file (see
 `http_errors`, `uploads`). Model work runs in worker threads, one call at a time
@@ -29,7 +32,8 @@ from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from artclf.serve import export, http_errors, uploads, url_fetch
+from artclf.serve import (export, http_errors, neighbour_images, teach_routes, uploads,
+                          url_fetch)
 from artclf.serve.body_limit import BodyLimitMiddleware
 from artclf.serve.http_errors import InputError
 from artclf.serve.model_runner import ModelRunner
@@ -64,7 +68,8 @@ def limits(settings: ml_collections.ConfigDict) -> dict:
   """The limits the page checks before uploading (the server checks them again)."""
   return {key: settings[key] for key in (
       "max_file_bytes", "max_request_bytes", "max_pixels", "max_batch_size", "max_export_rows",
-      "url_timeout_seconds", "url_max_bytes", "low_confidence_threshold")}
+      "url_timeout_seconds", "url_max_bytes", "low_confidence_threshold", "neighbours",
+      "max_neighbours", "teach")}
 
 
 async def read_uploads(files: list[UploadFile], max_file_bytes: int) -> list[uploads.Upload]:
@@ -126,12 +131,15 @@ def add_model_routes(app: FastAPI, runner: ModelRunner, settings: ml_collections
     return {**runner.health(), "limits": limits(settings)}
 
   @app.post("/api/predict")
-  async def predict(files: list[UploadFile] = File(default=[])) -> dict[str, Any]:
-    """Labels and calibrated probabilities per image: every field `artclf.predict` returns."""
+  async def predict(files: list[UploadFile] = File(default=[]),
+                    neighbours: int | None = None) -> dict[str, Any]:
+    """Labels and calibrated probabilities per image: every field `artclf.predict` returns;
+    ?neighbours=k adds the k nearest training photos (default: the serve config's)."""
+    count = neighbour_images.count_of(neighbours, settings.neighbours, settings.max_neighbours)
     uploads.check_count(len(files), settings.max_batch_size)
     batch = await read_uploads(files, settings.max_file_bytes)
     await run_in_threadpool(uploads.decode_all, batch, settings.max_pixels)  # refuse bad files
-    results = await run_in_threadpool(runner.predict, [upload.data for upload in batch])
+    results = await run_in_threadpool(runner.predict, [upload.data for upload in batch], count)
     return {"results": [{"image": upload.name, **result}
                         for upload, result in zip(batch, results)]}
 
@@ -184,7 +192,9 @@ def create_app(model, settings: ml_collections.ConfigDict) -> FastAPI:
   app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
   app.add_middleware(SecurityHeadersMiddleware)
   add_model_routes(app, runner, settings)
+  neighbour_images.add_routes(app, runner)
   add_page_routes(app, runner, settings)
+  teach_routes.add_routes(app, runner, settings)
   return app
 
 

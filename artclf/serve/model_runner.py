@@ -19,7 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from artclf.serve import gradcam
+from artclf.run import neighbours as neighbours_lib
+from artclf.serve import gradcam, neighbour_images, runs
 from artclf.serve import predict as predict_lib
 
 
@@ -57,21 +58,50 @@ class ModelRunner:
     self.overlay_size = overlay_size
     self._lock = threading.Lock()
 
-  def predict(self, images: Sequence[bytes | Image.Image]) -> list[dict]:
-    """One JSON-safe dict per image: predict's fields and `low_confidence` (a list of tasks).
+  def predict(self, images: Sequence[bytes | Image.Image], neighbours: int = 0) -> list[dict]:
+    """One JSON-safe dict per image: predict's fields and `low_confidence` (a list of tasks);
+    with `neighbours`, that many nearest training photos (`public_neighbour`s).
 
     Pass the uploaded files' bytes: they are then decoded exactly as `artclf.predict`
     and `artclf.evaluate` decode files.
     """
     with self._lock:
-      results = predict_lib.predict(list(images), model=self.model, flip_tta=self.flip_tta)
+      model = self.model
+      results = predict_lib.predict(list(images), model=model, flip_tta=self.flip_tta,
+                                    neighbours=neighbours)
     out = []
     for result in results:
       item = to_jsonable(result)
-      item["low_confidence"] = low_confidence_tasks(item, self.model.scheme.tasks,
+      item["low_confidence"] = low_confidence_tasks(item, model.scheme.tasks,
                                                     self.low_confidence_threshold)
+      if neighbours:
+        item["neighbours"] = [neighbour_images.public_neighbour(n, self.run_name)
+                              for n in item.get("neighbours", [])]
       out.append(item)
     return out
+
+  @property
+  def run_name(self) -> str:
+    """The served run's folder name."""
+    return self.model.workdir.name if self.model.workdir else ""
+
+  def neighbour_thumbnail(self, row: int) -> bytes:
+    """The JPEG thumbnail of the served run's training photo `row` (b'' if there is none)."""
+    with self._lock:
+      index = neighbours_lib.index_for(self.model)
+    try:
+      return index.thumbnail(row) if index is not None else b""
+    except IndexError:
+      return b""
+
+  def swap(self, model, max_batch_size: int) -> float:
+    """Serves `model` from now on, once it is compiled (requests meanwhile get the old
+    one); returns the compile seconds."""
+    fresh = ModelRunner(model, self.low_confidence_threshold, self.flip_tta, self.overlay_size)
+    seconds = fresh.warm_up(max_batch_size)
+    with self._lock:
+      self.model = model
+    return seconds
 
   def explain(self, picture: Image.Image, data: bytes | None = None) -> dict[str, str]:
     """{task: PNG data URL of the Grad-CAM overlay}, at most `overlay_size` px on a side.
@@ -103,16 +133,20 @@ class ModelRunner:
         break
       batch *= 2
     self.explain(blank)
+    neighbours_lib.index_for(self.model)  # read (or built, for a run without one) now
     return time.perf_counter() - start
 
   def health(self) -> dict:
-    """What the model is: workdir, sha256 of its config.json, trunk, tasks and classes."""
+    """What the model is: run name, lineage (the runs it was adapted from, see
+    `runs.lineage_of`), workdir, sha256 of its config.json, trunk, tasks and classes."""
     workdir = self.model.workdir
     config_path = workdir / "config.json" if workdir else None
     config_hash = (hashlib.sha256(config_path.read_bytes()).hexdigest()
                    if config_path and config_path.exists() else None)
     return {
         "status": "ok",
+        "run": self.run_name,
+        "lineage": runs.lineage_of(workdir) if workdir else [],
         "workdir": str(workdir) if workdir else None,
         "config_hash": config_hash,
         "trunk": self.model.config.model.trunk,

@@ -1,0 +1,76 @@
+"""Teaching in the background: one `artclf.adapt` at a time, its progress, its outcome.
+
+  job = teach_job.TeachJob()
+  job.start(work)        # work(progress) -> dict, run in a thread; False if one is running
+  job.snapshot()         # {'state': 'idle'|'running'|'done'|'failed', 'message', 'fraction',
+                         #  'result' (work's dict) or 'error' (one line)}
+
+`teach` is the work the page starts: the pending corrections as a labels.csv, adapted
+from the served run into a new folder under TEACH_DIR/runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import threading
+from typing import Callable
+
+from artclf.adapt import adapter
+from artclf.serve import runs as runs_lib
+from artclf.serve import teaching
+
+CSV_FOLDER = "taught_csv"  # the labels.csv each taught run was adapted with
+
+
+class TeachJob:
+  """The state of the one background adapt, read by polling."""
+
+  def __init__(self):
+    self._lock = threading.Lock()
+    self._state = {"state": "idle", "message": "", "fraction": 0.0}
+
+  def snapshot(self) -> dict:
+    with self._lock:
+      return dict(self._state)
+
+  def _set(self, **values) -> None:
+    with self._lock:
+      self._state.update(values)
+
+  def start(self, work: Callable[[Callable[[str, float], None]], dict]) -> bool:
+    """Runs work(progress) in a thread; False when one is running already."""
+    with self._lock:
+      if self._state["state"] == "running":
+        return False
+      self._state = {"state": "running", "message": "starting", "fraction": 0.0}
+    threading.Thread(target=self._run, args=(work,), daemon=True, name="teach").start()
+    return True
+
+  def _run(self, work) -> None:
+    try:
+      result = work(lambda message, fraction: self._set(message=message,
+                                                        fraction=float(fraction)))
+    except (ValueError, OSError) as error:  # adapt's one-line refusals
+      self._set(state="failed", error=str(error).splitlines()[0][:500])
+      return
+    except Exception:  # pylint: disable=broad-except  # the server must live on
+      logging.exception("teaching failed")
+      self._set(state="failed", error="internal error: the server log has the details")
+      return
+    self._set(state="done", message="done", fraction=1.0, result=result)
+
+
+def teach(store: teaching.CorrectionStore, registry: runs_lib.RunRegistry, base: pathlib.Path,
+          tasks, holdout_fraction: float, progress) -> dict:
+  """Adapts `base` with the corrections not yet taught into it; returns the new run's
+  name and its summary (rows, before/after figures)."""
+  already = {step["run"] for step in runs_lib.lineage_of(base)}
+  out = registry.new_folder()
+  csv_path = store.folder / CSV_FOLDER / f"{out.name}.csv"
+  keys = store.write_csv(csv_path, tasks, exclude_taught_in=already)
+  if not keys:
+    raise ValueError("no new correction to teach: correct a label on the page first")
+  adapter.adapt(base, csv_path, out, holdout_fraction=holdout_fraction, progress=progress)
+  store.mark_taught(keys, out.name)
+  return {"run": out.name, "base": base.name, "summary": runs_lib.read_summary(out)}
