@@ -19,7 +19,7 @@ import time
 from artclf.adapt import records
 
 RUNS_FOLDER = "runs"
-SUMMARY_FILE = "adapt_summary.json"  # written by artclf.adapt when a run is complete
+SUMMARY_FILE = records.SUMMARY_FILE  # written by artclf.adapt when a run is complete
 
 
 def lineage_of(workdir: pathlib.Path) -> list[dict]:

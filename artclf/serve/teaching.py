@@ -1,7 +1,7 @@
 """The corrections made on the page, kept on the server as they are made.
 
   store = teaching.CorrectionStore(teach_dir)
-  store.save("bust.jpg", photo_bytes, {"culture": "roman", "medium": "", "period": ""})
+  store.save("bust.jpg", photo_bytes, {"culture": "roman", "medium": ""})  # one per task
   store.listing()                  # [{'id', 'image', 'labels', 'updated'}, ...]
   store.write_csv(path, tasks)     # a labels.csv of them for `artclf.adapt`
   store.mark_taught(ids, "taught-20261202-140501")  # they went into that run
