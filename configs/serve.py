@@ -50,4 +50,7 @@ def get_config():
   config.teach = True
   config.teach_dir = "checkpoints/teach"
   config.teach_holdout_fraction = 0.2
+  # Epochs and learning rate of that adapt; 0 takes configs/adapt.py's.
+  config.teach_epochs = 0
+  config.teach_learning_rate = 0.0
   return config

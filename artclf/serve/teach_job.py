@@ -61,16 +61,23 @@ class TeachJob:
     self._set(state="done", message="done", fraction=1.0, result=result)
 
 
+def adapt_overrides(settings) -> dict:
+  """configs/adapt.py's settings that the serve config changes (teach_epochs, ...)."""
+  given = {"epochs": settings.teach_epochs, "learning_rate": settings.teach_learning_rate}
+  return {key: value for key, value in given.items() if value}
+
+
 def teach(store: teaching.CorrectionStore, registry: runs_lib.RunRegistry, base: pathlib.Path,
-          tasks, holdout_fraction: float, progress) -> dict:
-  """Adapts `base` with the corrections not yet taught into it; returns the new run's
-  name and its summary (rows, before/after figures)."""
+          tasks, settings, progress) -> dict:
+  """Adapts `base` with the corrections not yet taught into it (the serve config's
+  teach_* settings); returns the new run's name and its summary (rows, before/after)."""
   already = {step["run"] for step in runs_lib.lineage_of(base)}
   out = registry.new_folder()
   csv_path = store.folder / CSV_FOLDER / f"{out.name}.csv"
   keys = store.write_csv(csv_path, tasks, exclude_taught_in=already)
   if not keys:
     raise ValueError("no new correction to teach: correct a label on the page first")
-  adapter.adapt(base, csv_path, out, holdout_fraction=holdout_fraction, progress=progress)
+  adapter.adapt(base, csv_path, out, holdout_fraction=settings.teach_holdout_fraction,
+                config_overrides=adapt_overrides(settings), progress=progress)
   store.mark_taught(keys, out.name)
   return {"run": out.name, "base": base.name, "summary": runs_lib.read_summary(out)}

@@ -1,4 +1,5 @@
-"""The page's "Teach the model" calls (configs/serve.py: teach, teach_dir, teach_holdout_fraction).
+"""The page's "Teach the model" calls (configs/serve.py: teach, teach_dir, teach_holdout_fraction,
+teach_epochs, teach_learning_rate).
 
   GET    /api/corrections            the saved corrections; `pending`: not yet in the served run
   POST   /api/corrections            multipart `file` and `labels` (JSON {task: class or ''})
@@ -15,12 +16,14 @@ The old run stays listed and can be served again; runs are named, never given as
 
 from __future__ import annotations
 
+import io
 import json
 import pathlib
 import re
 
 import ml_collections
 from fastapi import FastAPI, File, Form, Response, UploadFile
+from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -52,6 +55,15 @@ def checked_labels(text: str, scheme, name: str) -> dict[str, str]:
                                                   f"{', '.join(names)} or empty, not {value!r}")
     labels[task] = value
   return labels
+
+
+def image_mime(data: bytes) -> str:
+  """The MIME type of an encoded image (it was checked to decode when it was saved)."""
+  try:
+    with Image.open(io.BytesIO(data)) as image:
+      return Image.MIME.get(image.format or "", "application/octet-stream")
+  except OSError:
+    return "application/octet-stream"
 
 
 def pending_flags(listing: list[dict], served: pathlib.Path) -> list[dict]:
@@ -94,8 +106,7 @@ def add_correction_routes(app: FastAPI, runner, store: teaching.CorrectionStore,
       data = None
     if data is None:
       raise InputError(NOT_FOUND, f"no correction {key}")
-    return Response(data, media_type="application/octet-stream",
-                    headers={"Content-Disposition": "inline"})
+    return Response(data, media_type=image_mime(data))
 
 
 def add_teach_routes(app: FastAPI, runner, store: teaching.CorrectionStore,
@@ -108,7 +119,7 @@ def add_teach_routes(app: FastAPI, runner, store: teaching.CorrectionStore,
   async def teach() -> dict:
     base, tasks = runner.model.workdir, runner.model.scheme.tasks
     work = lambda progress: teach_job.teach(store, registry, base, tasks,  # noqa: E731
-                                            settings.teach_holdout_fraction, progress)
+                                            settings, progress)
     if not job.start(work):
       raise InputError(CONFLICT, "the model is being taught already: wait for it to finish")
     return job.snapshot()

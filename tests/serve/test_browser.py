@@ -3,10 +3,12 @@
 Loads the page from a real uvicorn server, uploads two photos (one with markup in its
 name) and a text file, checks the labels shown against `artclf.predict`, drops a photo
 and fetches one by URL, looks at the Grad-CAM overlays, corrects one label and downloads
-the CSV. Skips, saying why, where
+the CSV. Then teaches the model: corrects two photos, teaches, serves the new run and
+sees the corrected class predicted for a third photo of the same kind. Skips, saying why, where
 Playwright or the system Chromium is missing (`apt-get install chromium`; Playwright's
 own browser download is never used). With ARTCLF_SCREENSHOT=PATH it also saves the
-page there (the README's picture: docs/images/serve.png).
+page there (the README's picture: docs/images/serve.png), and with
+ARTCLF_TEACH_SCREENSHOT=PATH the taught page (docs/images/teach.png).
 """
 
 import base64
@@ -14,6 +16,7 @@ import csv
 import io
 import os
 import pathlib
+import re
 import shutil
 
 import pytest
@@ -28,6 +31,7 @@ from artclf.serve import app as app_lib  # noqa: E402
 from artclf.serve import predict  # noqa: E402
 from artclf import scheme as scheme_lib
 from configs import serve as serve_config  # noqa: E402
+from tests.adapt.conftest import photo  # noqa: E402
 from tests.serve.live_server import serve_in_thread  # noqa: E402
 
 CHROMIUM = os.environ.get("ARTCLF_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -65,9 +69,10 @@ def temple() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def base_url(served_workdir):
+def base_url(served_workdir, tmp_path_factory):
   settings = serve_config.get_config()
   settings.url_allow_private_hosts = True  # the test's image server is on loopback
+  settings.teach_dir = str(tmp_path_factory.mktemp("teach"))
   # As `python -m artclf.serve` starts: the model loaded, compiled and Grad-CAM warmed up.
   with serve_in_thread(app_lib.load_app(served_workdir, settings)) as url:
     yield url
@@ -138,7 +143,7 @@ def drop_and_fetch(page, image_server):
 
 def correct_and_explain(page, row, task: str, label: str):
   row.locator(f"td[data-task={task}] select").select_option(label)
-  sync_api.expect(row.locator(f"td[data-task={task}]")).to_have_class("task corrected")
+  sync_api.expect(row.locator(f"td[data-task={task}]")).to_have_class(re.compile(r"\bcorrected\b"))
   sync_api.expect(page.locator("#batch-summary")).to_contain_text("1 corrected")
   row.locator(".explain-button").click()
   sync_api.expect(page.locator("tr.explain-row figure img")).to_have_count(len(scheme_lib.DEFAULT.tasks))
@@ -186,4 +191,75 @@ def test_classify_correct_and_export_a_batch(browser, base_url, served_workdir, 
   page.screenshot(path=str(screenshot), full_page=True)
   # No script error and no policy violation; the one refused upload (422) is expected.
   assert [p for p in problems if "status of 422" not in p] == []
+  page.close()
+
+
+RED = (220, 40, 40)
+
+
+@pytest.fixture(scope="module")
+def teach_url(served_workdir, tmp_path_factory):
+  settings = serve_config.get_config()
+  settings.teach_dir = str(tmp_path_factory.mktemp("teach_page"))
+  settings.teach_holdout_fraction = 0.0  # two corrections: both train
+  settings.teach_learning_rate = 3e-2  # the tiny model's random trunk needs a large step
+  with serve_in_thread(app_lib.load_app(served_workdir, settings)) as url:
+    yield url
+
+
+def upload(page, photos: dict[str, bytes]) -> None:
+  before = page.locator("tr.done").count()
+  page.set_input_files("#file-input", [{"name": name, "mimeType": "image/jpeg", "buffer": data}
+                                       for name, data in photos.items()])
+  sync_api.expect(page.locator("tr.done")).to_have_count(before + len(photos))
+
+
+def check_order_and_similar(page, expected: dict):
+  """'Needs checking first' puts unfamiliar, then least confident photos on top; each row
+  shows its nearest training photos."""
+  page.select_option("#order-select", "check")
+  names = page.locator("tr.done .name").all_inner_texts()
+  scores = [(-1 if expected[n]["unfamiliar"] else 0) +
+            min(expected[n][t]["probability"] for t in scheme_lib.DEFAULT.tasks) for n in names]
+  assert scores == sorted(scores)
+  similar = page.locator("tr.done details.similar").first
+  similar.locator("summary").click()
+  sync_api.expect(similar.locator("img")).to_have_count(serve_config.get_config().neighbours)
+  page.wait_for_function("[...document.querySelectorAll('details.similar[open] img')]"
+                         ".every(i => i.complete && i.naturalWidth > 0)")
+
+
+def test_teach_two_corrections_then_serve_the_new_run(browser, teach_url, served_workdir,
+                                                      tmp_path):
+  model = predict.load_model(served_workdir)
+  photos = {f"red{i}.jpg": photo(i, RED) for i in range(3)}
+  expected = {name: artclf.predict(data, model=model) for name, data in photos.items()}
+  target = next(c for c in scheme_lib.DEFAULT.classes["culture"]
+                if all(e["culture"]["label"] != c for e in expected.values()))
+  page, problems = open_page(browser, teach_url)
+  sync_api.expect(page.locator("#teach-summary")).to_have_text("No correction saved yet.")
+  upload(page, {name: photos[name] for name in ("red0.jpg", "red1.jpg")})
+  check_order_and_similar(page, expected)
+  for name in ("red0.jpg", "red1.jpg"):
+    row = page.locator("tr.done").filter(has=page.locator(".name", has_text=name))
+    row.locator("td[data-task=culture] select").select_option(target)
+  sync_api.expect(page.locator("#teach-summary")).to_contain_text("2 corrected photos saved; 2 not")
+
+  page.reload()  # nothing is lost
+  sync_api.expect(page.locator("#teach-summary")).to_contain_text("2 corrected photos saved")
+  page.click("#teach-button")
+  sync_api.expect(page.locator("#serve-new-button")).to_be_visible(timeout=300_000)
+  page.click("#serve-new-button")
+  sync_api.expect(page.locator("#model-info")).to_contain_text(
+      f"taught from {served_workdir.name} with 2 corrected photos", timeout=120_000)
+  sync_api.expect(page.locator("#teach-summary")).to_contain_text("0 not yet in the run served")
+  assert page.locator("#run-select option").count() == 2
+
+  upload(page, {"red2.jpg": photos["red2.jpg"]})
+  third = page.locator("tr.done").filter(has=page.locator(".name", has_text="red2.jpg"))
+  assert third.locator("td[data-task=culture] select").input_value() == target
+  third.locator("details.similar summary").click()
+  screenshot = os.environ.get("ARTCLF_TEACH_SCREENSHOT") or tmp_path / "teach.png"
+  page.screenshot(path=str(screenshot), full_page=True)
+  assert problems == []
   page.close()

@@ -20,6 +20,9 @@ const state = {
 
 const $ = (id) => document.getElementById(id);
 
+// Where teach.js (loaded after this file) joins in: called with (health), (row) and (row, task).
+const hooks = {health: [], result: [], correct: []};
+
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
@@ -72,16 +75,24 @@ async function loadHealth() {
     state.classes = health.classes;
     state.limits = health.limits;
     showTaskHeaders(health.tasks);
-    const hash = health.config_hash ? health.config_hash.slice(0, 12) : "none";
-    $("model-info").textContent =
-        `Model: ${health.trunk} trunk from ${health.workdir} (config ${hash}). ` +
-        `Flagged for checking below ${percent(health.limits.low_confidence_threshold)}.`;
+    showModelInfo(health);
     $("limits-hint").textContent =
         `Up to ${formatBytes(health.limits.max_file_bytes)} and ` +
         `${(health.limits.max_pixels / 1e6).toFixed(0)} megapixels per photo.`;
+    for (const hook of hooks.health) hook(health);
   } catch (_) {
     $("model-info").textContent = "The server cannot be reached.";
   }
+}
+
+// The header: the run served, what it was adapted from, its trunk and config.
+function showModelInfo(health) {
+  const hash = health.config_hash ? health.config_hash.slice(0, 12) : "none";
+  const lineage = (health.lineage || []).map(
+      (step) => ` (taught from ${step.base} with ${step.rows} corrected photos)`).join("");
+  $("model-info").textContent =
+      `Serving run ${health.run}${lineage}: ${health.trunk} trunk (config ${hash}). ` +
+      `Flagged for checking below ${percent(health.limits.low_confidence_threshold)}.`;
 }
 
 // ---- adding photos ----
@@ -250,6 +261,7 @@ function showResult(row, result) {
                                text: "Where it looked"});
   button.addEventListener("click", () => toggleExplanation(row, button));
   row.actions.append(button);
+  for (const hook of hooks.result) hook(row);
 }
 
 function fillTaskCell(row, task, prediction) {
@@ -279,6 +291,7 @@ function correct(row, task, value) {
   row.labels[task] = value;
   row.taskCells[task].classList.toggle("corrected", value !== row.result[task].label);
   updateSummary();
+  for (const hook of hooks.correct) hook(row, task);
 }
 
 function correctedTasks(row) {
