@@ -10,8 +10,9 @@ vector (L2-normalised, float16), its labels and catalogue fields (museum, object
 title, credit line, its path in the training data) and a small JPEG thumbnail, so that
 a run explains its answers without its dataset at hand. Training writes it at its end
 (`save`, beside the familiarity fit, from the same forward pass); for a run without one
-(trained before, or adapted) `index_for` computes it once from the run's training split
-and writes it.
+(trained before, or adapted) `index_for` takes a related run's (the adapted run's base)
+when a few probes show the same vectors, or else computes it once from the run's
+training split, and writes it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import pathlib
+import shutil
 
 import numpy as np
 from absl import logging
@@ -134,13 +136,18 @@ class NeighbourIndex:
     return self.thumbnails[self.offsets[row]:self.offsets[row + 1]].tobytes()
 
 
+def _train_split(trained):
+  from artclf.data import dataset  # pylint: disable=import-outside-toplevel
+  config = trained.config
+  return dataset.open_labelled(config.data.data_dir, config.data.train_split, trained.scheme,
+                               config.data.max_examples, config.data.get("exclude", ""))
+
+
 def build_for(trained) -> NeighbourIndex:
   """Computes the index of a run without one from its training split (and writes it)."""
   from artclf import inference  # pylint: disable=import-outside-toplevel  # runs the network
-  from artclf.data import dataset, transforms  # pylint: disable=import-outside-toplevel
-  config = trained.config
-  split = dataset.open_labelled(config.data.data_dir, config.data.train_split, trained.scheme,
-                                config.data.max_examples, config.data.get("exclude", ""))
+  from artclf.data import transforms  # pylint: disable=import-outside-toplevel
+  split = _train_split(trained)
   logging.info("Computing the neighbours of %s from its %d training photos", trained.workdir,
                len(split))
   pooled = inference.forward_rows(
@@ -148,12 +155,27 @@ def build_for(trained) -> NeighbourIndex:
       len(split), trained.local_batch_size, trained.mesh,
       what="neighbours: train split")["pooled"]
   path = save(trained.workdir, pooled, split.source, split.labels, trained.scheme,
-              thumbnail_size_of(config))
+              thumbnail_size_of(trained.config))
   return NeighbourIndex.load(path)
 
 
-def index_for(trained) -> NeighbourIndex | None:
-  """The run's index: WORKDIR/neighbours.npz, or built from its training split once.
+def reusable(trained, other: NeighbourIndex, probes: int) -> bool:
+  """Whether another run's index (an adapted run's base) holds this run's vectors: the
+  same training photos, and the same pooled vectors for the first `probes` of them (an
+  adapt that left the layers below the heads as they were)."""
+  split = _train_split(trained)
+  if len(split) != len(other) or not len(split):
+    return False
+  count = min(probes, len(split))
+  views = np.stack([trained.view(split.source[row]["image"]) for row in range(count)])
+  vectors = normalised(trained.outputs(views, flip_tta=False)["pooled"])
+  return bool(np.all(np.sum(vectors * other.vectors[:count], axis=1) > 0.999))
+
+
+def index_for(trained, related=(), probes: int = 8) -> NeighbourIndex | None:
+  """The run's index: WORKDIR/neighbours.npz; else a related run's (`related`: workdirs,
+  such as the run it was adapted from) when `reusable`, copied; else built from its
+  training split once.
 
   None when the run turned neighbours off or its training data cannot be found.
   """
@@ -163,7 +185,16 @@ def index_for(trained) -> NeighbourIndex | None:
     return None
   path = trained.workdir / NEIGHBOURS_FILE
   try:
-    index = NeighbourIndex.load(path) if path.exists() else build_for(trained)
+    index = NeighbourIndex.load(path) if path.exists() else None
+    for other_path in ([] if index else [pathlib.Path(r) / NEIGHBOURS_FILE for r in related]):
+      other = NeighbourIndex.load(other_path) if other_path.exists() else None
+      if other is not None and reusable(trained, other, probes):
+        shutil.copyfile(other_path, path)
+        logging.info("Neighbours of %s: those of %s (the same vectors)", trained.workdir,
+                     other_path.parent)
+        index = other
+        break
+    index = index or build_for(trained)
   except (OSError, ValueError, KeyError) as error:
     logging.warning("no neighbours for %s: %s", trained.workdir, str(error)[:200])
     return None

@@ -94,9 +94,11 @@ class ModelRunner:
     except IndexError:
       return b""
 
-  def swap(self, model, max_batch_size: int) -> float:
+  def swap(self, model, max_batch_size: int, related=()) -> float:
     """Serves `model` from now on, once it is compiled (requests meanwhile get the old
-    one); returns the compile seconds."""
+    one); returns the compile seconds. `related`: runs whose neighbours it may share
+    (`artclf.run.neighbours.index_for`)."""
+    neighbours_lib.index_for(model, related)
     fresh = ModelRunner(model, self.low_confidence_threshold, self.flip_tta, self.overlay_size)
     seconds = fresh.warm_up(max_batch_size)
     with self._lock:

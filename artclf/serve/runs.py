@@ -35,6 +35,15 @@ def lineage_of(workdir: pathlib.Path) -> list[dict]:
   return chain
 
 
+def lineage_bases(workdir: pathlib.Path) -> list[pathlib.Path]:
+  """The folders of the runs a run was adapted from, nearest first."""
+  bases, record = [], records.read_lineage(workdir)
+  while record and record.get("base"):
+    bases.append(pathlib.Path(str(record["base"])))
+    record = record.get("base_lineage")
+  return bases
+
+
 def read_summary(workdir: pathlib.Path) -> dict | None:
   """The before/after figures of a taught run (its adapt summary), without paths."""
   try:

@@ -149,7 +149,7 @@ def switch(runner, workdir: pathlib.Path, max_batch_size: int) -> None:
     model = predict_lib.load_model(workdir)
   except (FileNotFoundError, ValueError) as error:
     raise InputError(http_errors.UNPROCESSABLE, str(error).splitlines()[0]) from None
-  runner.swap(model, max_batch_size)
+  runner.swap(model, max_batch_size, related=runs.lineage_bases(workdir))
 
 
 def add_routes(app: FastAPI, runner, settings: ml_collections.ConfigDict) -> None:

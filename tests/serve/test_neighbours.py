@@ -76,3 +76,18 @@ def test_cli_writes_the_neighbours_ids(served_workdir, tmp_path):
   expected = json.loads(source[2]["metadata_json"].decode()).get("object_id") or \
       source[2]["image_path"].decode()
   assert len(ids) == 2 and ids[0] == expected
+
+
+def test_an_adapted_run_with_the_same_vectors_shares_its_bases_index(served_workdir, tmp_path):
+  copy = tmp_path / "adapted"
+  shutil.copytree(served_workdir, copy)
+  (copy / neighbours.NEIGHBOURS_FILE).unlink()
+  model = trained_lib.load(copy)
+  index = neighbours.index_for(model, related=[served_workdir])
+  assert (copy / neighbours.NEIGHBOURS_FILE).read_bytes() == \
+      (served_workdir / neighbours.NEIGHBOURS_FILE).read_bytes()
+  assert len(index) == len(_train_source(served_workdir))
+  # A run whose vectors differ is not given another's index.
+  other = neighbours.NeighbourIndex.load(served_workdir / neighbours.NEIGHBOURS_FILE)
+  other.vectors = -other.vectors
+  assert not neighbours.reusable(model, other, probes=4)
