@@ -1,6 +1,7 @@
 """Using a trained model: artclf.predict(...), python -m artclf.predict, python -m artclf.serve
 
-  predict          labels, probabilities and familiarity for paths, pictures and arrays
+  predict          labels, probabilities, familiarity and nearest training photos for paths,
+                   pictures and arrays
   collection       the CLI over files and folders: streaming batches, CSV/JSON out, --resume
   gradcam          where each head looked (Grad-CAM overlays)
 
@@ -12,5 +13,10 @@ The web page and its JSON API (python -m artclf.serve, the `app` extra):
   url_fetch        fetching an image URL with size and time limits, public addresses only
   export           the corrected batch as CSV in the labels.csv format
   http_errors      4xx answers with one message; body_limit and security_headers: middleware
-  static/          the page (HTML, CSS, JS)
+  neighbour_images the nearest training photos in answers, and their thumbnails
+  teaching         the page's corrections, kept on the server with their photos
+  teach_job        teaching (artclf.adapt) in the background: progress and outcome
+  runs             the runs a server can serve, and where each came from (lineage)
+  teach_routes     the corrections, teach and runs routes
+  static/          the page (HTML, CSS, JS; teach.js: the teach panel, order, similar photos)
 """
