@@ -33,7 +33,7 @@ from flax import nnx
 
 from artclf import scheme as scheme_lib
 from artclf.adapt import corrections, fit, records
-from artclf.data import dataset, feature_cache, feature_store
+from artclf.data import dataset, feature_store
 from artclf.eval import calibration, metrics
 from artclf.mesh import make_mesh
 from artclf.run import checkpoint as run_checkpoint
@@ -136,7 +136,7 @@ def _adapt_into(out: pathlib.Path, base_run: trained_lib.TrainedModel,
   base_train, base_val = _base_rows(config, scheme, frozen)
   report(f"features of {len(rows)} photographs", 0.3)
   context = photo_context(frozen)
-  user = photo_rows(frozen, context, [r.image_bytes for r in rows.rows],
+  user = photo_rows(frozen, [r.image_bytes for r in rows.rows],
                     {t: np.array([r.labels[t] for r in rows.rows], np.int32) for t in scheme.tasks},
                     settings.example_weight)
   held = holdout_rows(user.labels, scheme, settings.holdout_fraction, settings.seed)
@@ -174,26 +174,15 @@ def _base_rows(config, scheme, frozen: phase_data.FrozenFeatures) -> tuple[fit.R
 
 
 def photo_context(frozen: phase_data.FrozenFeatures) -> str:
-  """The feature store's context: the frozen weights and what shapes the view."""
-  return feature_cache.cache_key({**frozen.description(np.float32),
-                                  "frozen": frozen.frozen_digest}, [])
+  """What the taught photographs' features depend on: the frozen weights, the view."""
+  return frozen.context(np.dtype(frozen.config.feature_cache.dtype))
 
 
-def photo_rows(frozen: phase_data.FrozenFeatures, context: str, images: list[bytes],
+def photo_rows(frozen: phase_data.FrozenFeatures, images: list[bytes],
                labels: dict[str, np.ndarray], weight: float) -> fit.Rows:
   """Rows of photographs (encoded bytes), their features computed once per photograph."""
-  config = frozen.config
-  folder = config.feature_cache.dir
-  store = feature_store.FeatureStore(pathlib.Path(folder) / "photos" if folder else None, context)
-
-  def compute(missing: list[bytes]) -> dict[str, np.ndarray]:
-    computed = feature_cache.compute_features(
-        frozen.apply, [{"image": data} for data in missing], [None], frozen.augment, config.seed,
-        frozen.local_batch_size, frozen.mesh, np.float32, what="photograph features")
-    return {k: v[0] for k, v in computed.items()}
-
-  return fit.Rows(store.get(images, compute), labels,
-                  np.full(len(images), weight, np.float32))
+  features = frozen.photos(images, np.dtype(frozen.config.feature_cache.dtype))
+  return fit.Rows(features, labels, np.full(len(images), weight, np.float32))
 
 
 def holdout_rows(labels: dict[str, np.ndarray], scheme: scheme_lib.LabelScheme,
