@@ -133,7 +133,7 @@ def _adapt_into(out: pathlib.Path, base_run: trained_lib.TrainedModel,
   frozen = phase_data.FrozenFeatures(config, plan, model, mesh,
                                      config.eval_batch_size // jax.process_count())
   report("features of the base run's training data", 0.1)
-  base_train, base_val = _base_rows(config, scheme, frozen)
+  base_train, base_val = base_rows(config, scheme, frozen)
   report(f"features of {len(rows)} photographs", 0.3)
   context = photo_context(frozen)
   user = photo_rows(frozen, [r.image_bytes for r in rows.rows],
@@ -144,10 +144,10 @@ def _adapt_into(out: pathlib.Path, base_run: trained_lib.TrainedModel,
   digests = [feature_store.image_digest(r.image_bytes) for r in rows.rows]
   earlier = _earlier_rows(base_run, context, scheme, set(digests), settings.example_weight)
   report("training", 0.5)
-  before = _figures(base_run.model, user.take(held), scheme, first, mesh)
+  before = figures(base_run.model, user.take(held), scheme, first, mesh)
   step = fit.train_heads(model, fit.concat([base_train, user.take(taught)] + earlier), scheme,
                          config, settings, first, mesh)
-  after = _figures(model, user.take(held), scheme, first, mesh)
+  after = figures(model, user.take(held), scheme, first, mesh)
   report("calibration and familiarity", 0.8)
   _save_run(out, model, config, scheme, step, mesh, first,
             train=fit.concat([base_train, user] + earlier),
@@ -161,7 +161,7 @@ def _adapt_into(out: pathlib.Path, base_run: trained_lib.TrainedModel,
           "skipped": list(rows.skipped), "before": before, "after": after}
 
 
-def _base_rows(config, scheme, frozen: phase_data.FrozenFeatures) -> tuple[fit.Rows, fit.Rows]:
+def base_rows(config, scheme, frozen: phase_data.FrozenFeatures) -> tuple[fit.Rows, fit.Rows]:
   """The base run's training and validation rows: eval-view features from the cache."""
   data_dir = dataset.ensure_built(config.data)
   _, _, train, val = trainer.open_data(config, data_dir)
@@ -214,7 +214,7 @@ def _earlier_rows(base_run, context: str, scheme, digests: set[str], weight: flo
   return [rows] if len(rows) else []
 
 
-def _figures(model, rows: fit.Rows, scheme, start_stage: int, mesh) -> dict | None:
+def figures(model, rows: fit.Rows, scheme, start_stage: int, mesh) -> dict | None:
   """The headline figures of `model` on the rows (None when there are none)."""
   if not len(rows):
     return None
