@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime
 import importlib
-import json
 import os
 import pathlib
 import shutil
@@ -122,16 +121,9 @@ def _claim(out: pathlib.Path, inputs: dict) -> None:
 
 def _adapt_into(out: pathlib.Path, base_run: trained_lib.TrainedModel,
                 rows: corrections.Corrections, settings, report) -> dict:
-  config, scheme, mesh = base_run.config, base_run.scheme, make_mesh()
-  model = nnx.clone(base_run.model)
-  first = optimizer_lib.first_trainable_stage(settings.trainable, model.num_stages)
-  if first == 0:
-    raise AdaptError(f"adapt needs a frozen part: trainable={settings.trainable!r} trains "
-                     "every stage (use 'heads' or 'last:N')")
-  plan = phase_data.PhasePlan(0, ml_collections.ConfigDict({"trainable": settings.trainable}),
-                              first, use_cache=True)
-  frozen = phase_data.FrozenFeatures(config, plan, model, mesh,
-                                     config.eval_batch_size // jax.process_count())
+  config, scheme = base_run.config, base_run.scheme
+  frozen = frozen_features(base_run, settings)
+  model, mesh, first = nnx.clone(base_run.model), frozen.mesh, frozen.plan.start_stage
   report("features of the base run's training data", 0.1)
   base_train, base_val = base_rows(config, scheme, frozen)
   report(f"features of {len(rows)} photographs", 0.3)
@@ -159,6 +151,20 @@ def _adapt_into(out: pathlib.Path, base_run: trained_lib.TrainedModel,
           "csv_sha256": rows.sha256, "rows_used": len(rows), "rows_train": int(len(taught)),
           "rows_holdout": int(len(held)), "rows_earlier": int(sum(len(e) for e in earlier)),
           "skipped": list(rows.skipped), "before": before, "after": after}
+
+
+def frozen_features(base_run: trained_lib.TrainedModel, settings) -> phase_data.FrozenFeatures:
+  """The frozen part below settings.trainable of the base run, and its features."""
+  model = base_run.model
+  first = optimizer_lib.first_trainable_stage(settings.trainable, model.num_stages)
+  if first == 0:
+    raise AdaptError(f"adapt needs a frozen part: trainable={settings.trainable!r} trains "
+                     "every stage (use 'heads' or 'last:N')")
+  plan = phase_data.PhasePlan(0, ml_collections.ConfigDict({"trainable": settings.trainable}),
+                              first, use_cache=True)
+  config = base_run.config
+  return phase_data.FrozenFeatures(config, plan, model, make_mesh(),
+                                   config.eval_batch_size // jax.process_count())
 
 
 def base_rows(config, scheme, frozen: phase_data.FrozenFeatures) -> tuple[fit.Rows, fit.Rows]:

@@ -19,7 +19,6 @@ import copy
 import json
 import pathlib
 
-import jax
 import ml_collections
 import numpy as np
 from absl import logging
@@ -28,10 +27,8 @@ from flax import nnx
 from artclf import scheme as scheme_lib
 from artclf.adapt import adapter, fit
 from artclf.data import dataset
-from artclf.mesh import make_mesh
 from artclf.run import trained as trained_lib
-from artclf.train import crossval, phase_data, trainer
-from artclf.train import optimizer as optimizer_lib
+from artclf.train import crossval, trainer
 
 FIGURES = ("mean_balanced_accuracy",)  # and each task's balanced accuracy
 
@@ -84,12 +81,9 @@ def run(config, root, column: str, shots: list[int], draws: int, min_images: int
 def _fold(workdir: pathlib.Path, held, scheme, shots: list[int], draws: int, settings) -> dict:
   """{k: {figure: [one value per draw]}} of the run in `workdir` on the held-out records."""
   base = trained_lib.load(workdir, batch_size=32)
-  config, mesh = base.config, make_mesh()
-  first = optimizer_lib.first_trainable_stage(settings.trainable, base.model.num_stages)
-  plan = phase_data.PhasePlan(0, ml_collections.ConfigDict({"trainable": settings.trainable}),
-                              first, use_cache=True)
-  frozen = phase_data.FrozenFeatures(config, plan, base.model, mesh,
-                                     config.eval_batch_size // jax.process_count())
+  config = base.config
+  frozen = adapter.frozen_features(base, settings)
+  mesh, first = frozen.mesh, frozen.plan.start_stage
   base_train, _ = adapter.base_rows(config, scheme, frozen)
   labels = dataset.read_labels(held, scheme)
   photos = adapter.photo_rows(frozen, [held[i]["image"] for i in range(len(held))], labels,
