@@ -65,6 +65,8 @@ def run(config, root, column: str, shots: list[int], draws: int, min_images: int
     rule = f"{column}={value}"
     fold_config = copy.deepcopy(config)
     fold_config.data.exclude = rule
+    # Only scored here: no familiarity scorer (its fit passes every training image again).
+    fold_config.familiarity.enabled = False
     workdir = root / f"holdout_{value}"
     trainer.train_and_evaluate(fold_config, workdir)
     held = dataset.filtered(everything, rule, keep_matching=True)
