@@ -27,6 +27,7 @@ from flax import nnx
 from artclf import scheme as scheme_lib
 from artclf.adapt import adapter, fit
 from artclf.data import dataset
+from artclf.eval import plots
 from artclf.run import trained as trained_lib
 from artclf.train import crossval, trainer
 
@@ -76,6 +77,7 @@ def run(config, root, column: str, shots: list[int], draws: int, min_images: int
             "settings": settings.to_dict(), "folds": folds, "mean": _mean_over_folds(folds, shots)}
   (root / "kshot.json").write_text(json.dumps(result, indent=2))
   (root / "kshot.md").write_text(markdown_table(result))
+  save_curve(result, root / "kshot.png")
   print(markdown_table(result))
   return result
 
@@ -116,6 +118,16 @@ def _mean_over_folds(folds: dict, shots: list[int]) -> dict:
   keys = [k for k in next(iter(folds.values()))[str(shots[0])][0] if k.endswith("accuracy")]
   return {str(k): {key: float(np.nanmean([_summary(f[str(k)], key)[0] for f in folds.values()]))
                    for key in keys} for k in shots}
+
+
+def save_curve(result: dict, path) -> None:
+  """Mean balanced accuracy against k, one line per held-out source and their mean."""
+  key = "mean_balanced_accuracy"
+  curves = {value: {int(k): _summary(per_draw, key) for k, per_draw in fold.items()}
+            for value, fold in result["folds"].items()}
+  curves["mean"] = {int(k): (means[key], 0.0) for k, means in result["mean"].items()}
+  plots.save_shot_curves(curves, path, title=f"held out by {result['column']}: adapt with k "
+                         "labelled photos per class")
 
 
 def markdown_table(result: dict) -> str:

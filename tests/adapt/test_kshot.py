@@ -43,3 +43,4 @@ def test_kshot_adapts_each_held_out_run_and_scores_the_rest(tmp_path):
   assert saved["mean"].keys() == {"0", "1"}
   table = (tmp_path / "cv" / "kshot.md").read_text()
   assert "| mean | 1 |" in table and "±" in table
+  assert (tmp_path / "cv" / "kshot.png").stat().st_size > 1000
