@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime
 import importlib
-import json
 import os
 import pathlib
 import shutil
@@ -33,7 +32,7 @@ from flax import nnx
 
 from artclf import scheme as scheme_lib
 from artclf.adapt import corrections, fit, records
-from artclf.data import dataset, feature_cache, feature_store
+from artclf.data import dataset, feature_store
 from artclf.eval import calibration, metrics
 from artclf.mesh import make_mesh
 from artclf.run import checkpoint as run_checkpoint
@@ -122,21 +121,14 @@ def _claim(out: pathlib.Path, inputs: dict) -> None:
 
 def _adapt_into(out: pathlib.Path, base_run: trained_lib.TrainedModel,
                 rows: corrections.Corrections, settings, report) -> dict:
-  config, scheme, mesh = base_run.config, base_run.scheme, make_mesh()
-  model = nnx.clone(base_run.model)
-  first = optimizer_lib.first_trainable_stage(settings.trainable, model.num_stages)
-  if first == 0:
-    raise AdaptError(f"adapt needs a frozen part: trainable={settings.trainable!r} trains "
-                     "every stage (use 'heads' or 'last:N')")
-  plan = phase_data.PhasePlan(0, ml_collections.ConfigDict({"trainable": settings.trainable}),
-                              first, use_cache=True)
-  frozen = phase_data.FrozenFeatures(config, plan, model, mesh,
-                                     config.eval_batch_size // jax.process_count())
+  config, scheme = base_run.config, base_run.scheme
+  frozen = frozen_features(base_run, settings)
+  model, mesh, first = nnx.clone(base_run.model), frozen.mesh, frozen.plan.start_stage
   report("features of the base run's training data", 0.1)
-  base_train, base_val = _base_rows(config, scheme, frozen)
+  base_train, base_val = base_rows(config, scheme, frozen)
   report(f"features of {len(rows)} photographs", 0.3)
   context = photo_context(frozen)
-  user = photo_rows(frozen, context, [r.image_bytes for r in rows.rows],
+  user = photo_rows(frozen, [r.image_bytes for r in rows.rows],
                     {t: np.array([r.labels[t] for r in rows.rows], np.int32) for t in scheme.tasks},
                     settings.example_weight)
   held = holdout_rows(user.labels, scheme, settings.holdout_fraction, settings.seed)
@@ -144,10 +136,10 @@ def _adapt_into(out: pathlib.Path, base_run: trained_lib.TrainedModel,
   digests = [feature_store.image_digest(r.image_bytes) for r in rows.rows]
   earlier = _earlier_rows(base_run, context, scheme, set(digests), settings.example_weight)
   report("training", 0.5)
-  before = _figures(base_run.model, user.take(held), scheme, first, mesh)
+  before = figures(base_run.model, user.take(held), scheme, first, mesh)
   step = fit.train_heads(model, fit.concat([base_train, user.take(taught)] + earlier), scheme,
                          config, settings, first, mesh)
-  after = _figures(model, user.take(held), scheme, first, mesh)
+  after = figures(model, user.take(held), scheme, first, mesh)
   report("calibration and familiarity", 0.8)
   _save_run(out, model, config, scheme, step, mesh, first,
             train=fit.concat([base_train, user] + earlier),
@@ -161,7 +153,21 @@ def _adapt_into(out: pathlib.Path, base_run: trained_lib.TrainedModel,
           "skipped": list(rows.skipped), "before": before, "after": after}
 
 
-def _base_rows(config, scheme, frozen: phase_data.FrozenFeatures) -> tuple[fit.Rows, fit.Rows]:
+def frozen_features(base_run: trained_lib.TrainedModel, settings) -> phase_data.FrozenFeatures:
+  """The frozen part below settings.trainable of the base run, and its features."""
+  model = base_run.model
+  first = optimizer_lib.first_trainable_stage(settings.trainable, model.num_stages)
+  if first == 0:
+    raise AdaptError(f"adapt needs a frozen part: trainable={settings.trainable!r} trains "
+                     "every stage (use 'heads' or 'last:N')")
+  plan = phase_data.PhasePlan(0, ml_collections.ConfigDict({"trainable": settings.trainable}),
+                              first, use_cache=True)
+  config = base_run.config
+  return phase_data.FrozenFeatures(config, plan, model, make_mesh(),
+                                   config.eval_batch_size // jax.process_count())
+
+
+def base_rows(config, scheme, frozen: phase_data.FrozenFeatures) -> tuple[fit.Rows, fit.Rows]:
   """The base run's training and validation rows: eval-view features from the cache."""
   data_dir = dataset.ensure_built(config.data)
   _, _, train, val = trainer.open_data(config, data_dir)
@@ -174,26 +180,15 @@ def _base_rows(config, scheme, frozen: phase_data.FrozenFeatures) -> tuple[fit.R
 
 
 def photo_context(frozen: phase_data.FrozenFeatures) -> str:
-  """The feature store's context: the frozen weights and what shapes the view."""
-  return feature_cache.cache_key({**frozen.description(np.float32),
-                                  "frozen": frozen.frozen_digest}, [])
+  """What the taught photographs' features depend on: the frozen weights, the view."""
+  return frozen.context(np.dtype(frozen.config.feature_cache.dtype))
 
 
-def photo_rows(frozen: phase_data.FrozenFeatures, context: str, images: list[bytes],
+def photo_rows(frozen: phase_data.FrozenFeatures, images: list[bytes],
                labels: dict[str, np.ndarray], weight: float) -> fit.Rows:
   """Rows of photographs (encoded bytes), their features computed once per photograph."""
-  config = frozen.config
-  folder = config.feature_cache.dir
-  store = feature_store.FeatureStore(pathlib.Path(folder) / "photos" if folder else None, context)
-
-  def compute(missing: list[bytes]) -> dict[str, np.ndarray]:
-    computed = feature_cache.compute_features(
-        frozen.apply, [{"image": data} for data in missing], [None], frozen.augment, config.seed,
-        frozen.local_batch_size, frozen.mesh, np.float32, what="photograph features")
-    return {k: v[0] for k, v in computed.items()}
-
-  return fit.Rows(store.get(images, compute), labels,
-                  np.full(len(images), weight, np.float32))
+  features = frozen.photos(images, np.dtype(frozen.config.feature_cache.dtype))
+  return fit.Rows(features, labels, np.full(len(images), weight, np.float32))
 
 
 def holdout_rows(labels: dict[str, np.ndarray], scheme: scheme_lib.LabelScheme,
@@ -225,7 +220,7 @@ def _earlier_rows(base_run, context: str, scheme, digests: set[str], weight: flo
   return [rows] if len(rows) else []
 
 
-def _figures(model, rows: fit.Rows, scheme, start_stage: int, mesh) -> dict | None:
+def figures(model, rows: fit.Rows, scheme, start_stage: int, mesh) -> dict | None:
   """The headline figures of `model` on the rows (None when there are none)."""
   if not len(rows):
     return None

@@ -8,6 +8,9 @@ photographs come and go one by one (a corrections CSV grows, crossval draws k of
 so here each one is kept under the sha256 of its bytes, inside a folder named by the
 context (the frozen weights and everything that shapes the view). `compute` is called
 once, on the photographs not stored yet; with folder None the store lives in memory.
+Training's frozen-stage features of the evaluation view are kept here too
+(`artclf.train.phase_data.FrozenFeatures`), so that a split made of photographs seen
+before (a crossval fold, an adapt's base rows) costs no trunk pass.
 """
 
 from __future__ import annotations
@@ -41,15 +44,13 @@ class FeatureStore:
       return None
     try:
       with np.load(self._path(digest)) as saved:
-        found = {name: saved[name] for name in saved.files}
+        return {name: saved[name] for name in saved.files}
     except (OSError, ValueError):
       return None  # a damaged file is computed again
-    self.memory[digest] = found
-    return found
 
   def _save(self, digest: str, features: dict[str, np.ndarray]) -> None:
-    self.memory[digest] = features
     if self.folder is None:
+      self.memory[digest] = features
       return
     path = self._path(digest)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +75,3 @@ class FeatureStore:
       return {}
     names = sorted(found[digests[0]])
     return {name: np.stack([found[d][name] for d in digests]) for name in names}
-
-  def computed_count(self) -> int:
-    """How many photographs this store holds in memory (loaded or computed)."""
-    return len(self.memory)

@@ -12,6 +12,7 @@ one inference loop (`artclf.inference`).
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
 import jax
 import ml_collections
@@ -19,7 +20,7 @@ import numpy as np
 from flax import nnx
 
 from artclf import scheme as scheme_lib
-from artclf.data import dataset, feature_cache, pipeline, transforms
+from artclf.data import dataset, feature_cache, feature_store, pipeline, transforms
 from artclf.models import classifier as model_lib
 from artclf.run import forward
 from artclf.train import optimizer as optimizer_lib
@@ -116,7 +117,9 @@ class FrozenFeatures:
   FrozenFeatures(...)(split, views, dtype) -> {net name: [len(views), len(split), ...]}.
 
   Keyed by the records, views, image settings and frozen weights, so that training and
-  `artclf.adapt` share what either computed.
+  `artclf.adapt` share what either computed. The evaluation view ([None]) is kept per
+  photograph (`artclf.data.feature_store`, under feature_cache.dir/photos): any split of
+  photographs seen before, or a collection's photographs (`photos`), costs no trunk pass.
   """
 
   def __init__(self, config, plan: PhasePlan, model: model_lib.ArtClassifier, mesh,
@@ -137,8 +140,32 @@ class FrozenFeatures:
             # Only what shapes the frozen stages' outputs (the heads and SE block do not).
             "model": {k: config.model[k] for k in ("trunk", "compute_dtype", "submodels")}}
 
+  def store(self, dtype) -> feature_store.FeatureStore:
+    """The per-photograph store of evaluation-view features in `dtype` (in memory when
+    config.feature_cache.dir is '')."""
+    folder = self.config.feature_cache.dir
+    return feature_store.FeatureStore(pathlib.Path(folder) / "photos" if folder else None,
+                                      self.context(dtype))
+
+  def context(self, dtype) -> str:
+    """A digest of what a photograph's features depend on: frozen weights, view, dtype."""
+    return feature_cache.cache_key({**self.description(dtype), "frozen": self.frozen_digest}, [])
+
+  def photos(self, images: list[bytes], dtype, store=None) -> dict[str, np.ndarray]:
+    """{net name: [len(images), ...]} of encoded photographs' evaluation views."""
+    def compute(missing: list[bytes]) -> dict[str, np.ndarray]:
+      computed = feature_cache.compute_features(
+          self.apply, [{"image": data} for data in missing], [None], self.augment,
+          self.config.seed, self.local_batch_size, self.mesh, dtype,
+          what=f"features of {len(missing)} photographs")
+      return {k: v[0] for k, v in computed.items()}
+    return (store or self.store(dtype)).get(images, compute)
+
   def __call__(self, split: dataset.LabelledSplit, views, dtype) -> dict[str, np.ndarray]:
     config = self.config
+    if list(views) == [None] and config.feature_cache.dir:
+      images = [split.source[i]["image"] for i in range(len(split))]
+      return {k: v[None] for k, v in self.photos(images, dtype).items()}
     key = feature_cache.cache_key(
         {"data": feature_cache.source_digest(split.source, split.labels), "views": views,
          **self.description(dtype)}, self.frozen)
