@@ -76,6 +76,13 @@ def test_cli_writes_the_neighbours_ids(served_workdir, tmp_path):
   expected = json.loads(source[2]["metadata_json"].decode()).get("object_id") or \
       source[2]["image_path"].decode()
   assert len(ids) == 2 and ids[0] == expected
+  # JSON: the whole records.
+  assert collection.run_cli([str(tmp_path / "photo.jpg")], str(served_workdir),
+                            output=str(tmp_path / "out.json"), stream=io.StringIO(),
+                            neighbours=2) == 0
+  record, = json.loads((tmp_path / "out.json").read_text())
+  assert [n["row"] for n in record["neighbours"]][0] == 2
+  assert set(record["neighbours"][0]["labels"]) == {"culture", "medium", "period"}
 
 
 def test_an_adapted_run_with_the_same_vectors_shares_its_bases_index(served_workdir, tmp_path):

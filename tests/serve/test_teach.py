@@ -128,3 +128,13 @@ def test_predict_answers_carry_nearest_training_photos_and_their_thumbnails(mode
     assert client.post("/api/predict?neighbours=999", files=files).status_code == 422
     assert client.get("/api/neighbours/100000").status_code == 404
     assert client.get("/api/neighbours/-1").status_code == 404
+
+
+def test_teach_off_leaves_no_teach_routes(model, tmp_path):
+  settings = settings_for(tmp_path / "teach")
+  settings.teach = False
+  with TestClient(app_lib.create_app(model, settings)) as client:
+    assert client.get("/api/health").json()["limits"]["teach"] is False
+    assert client.get("/api/corrections").status_code == 404
+    assert client.post("/api/teach").status_code in (404, 405)
+  assert not (tmp_path / "teach").exists()
