@@ -12,7 +12,8 @@ a run explains its answers without its dataset at hand. Training writes it at it
 (`save`, beside the familiarity fit, from the same forward pass); for a run without one
 (trained before, or adapted) `index_for` takes a related run's (the adapted run's base)
 when a few probes show the same vectors, or else computes it once from the run's
-training split, and writes it.
+training split, and writes it. A run taught from a collection gets the taught photos
+appended (`add_photos`), so that they show among the neighbours.
 """
 
 from __future__ import annotations
@@ -90,13 +91,19 @@ def save(workdir: pathlib.Path, pooled: np.ndarray, source, label_ids: dict[str,
     thumbnails.append(np.frombuffer(thumbnail_jpeg(record["image"], thumbnail_size), np.uint8))
   offsets = np.cumsum([0] + [len(t) for t in thumbnails]).astype(np.int64)
   path = pathlib.Path(workdir) / NEIGHBOURS_FILE
-  tmp = path.with_name(path.name + ".tmp.npz")
-  np.savez(tmp, vectors=normalised(pooled).astype(np.float16),
-           entries=np.array(json.dumps(entries, ensure_ascii=False)),
-           thumbnails=np.concatenate(thumbnails or [np.zeros(0, np.uint8)]), offsets=offsets)
-  tmp.replace(path)
+  write(path, NeighbourIndex(normalised(pooled), entries,
+                             np.concatenate(thumbnails or [np.zeros(0, np.uint8)]), offsets))
   logging.info("Neighbours of %d training photos written to %s", len(entries), path)
   return path
+
+
+def write(path: pathlib.Path, index: "NeighbourIndex") -> None:
+  """Writes an index atomically (a reader never sees half a file)."""
+  tmp = path.with_name(path.name + ".tmp.npz")
+  np.savez(tmp, vectors=index.vectors.astype(np.float16),
+           entries=np.array(json.dumps(index.entries, ensure_ascii=False)),
+           thumbnails=index.thumbnails, offsets=index.offsets)
+  tmp.replace(path)
 
 
 class NeighbourIndex:
@@ -160,11 +167,11 @@ def build_for(trained) -> NeighbourIndex:
 
 
 def reusable(trained, other: NeighbourIndex, probes: int) -> bool:
-  """Whether another run's index (an adapted run's base) holds this run's vectors: the
-  same training photos, and the same pooled vectors for the first `probes` of them (an
-  adapt that left the layers below the heads as they were)."""
+  """Whether another run's index (an adapted run's base) holds this run's vectors: this
+  run's training photos first, with the same pooled vectors for the first `probes` of
+  them (an adapt that left the layers below the heads as they were)."""
   split = _train_split(trained)
-  if len(split) != len(other) or not len(split):
+  if len(other) < len(split) or not len(split):  # it may hold photos taught after them
     return False
   count = min(probes, len(split))
   views = np.stack([trained.view(split.source[row]["image"]) for row in range(count)])
@@ -200,3 +207,25 @@ def index_for(trained, related=(), probes: int = 8) -> NeighbourIndex | None:
     return None
   trained.neighbour_index = index
   return index
+
+
+def add_photos(trained, photos, related=()) -> NeighbourIndex | None:
+  """The run's index (see `index_for`) with photos it was taught appended, and saved:
+  photos are (name, encoded bytes, {task: class or ''}); their entries have the name as
+  `image`, no catalogue fields, and `taught` set."""
+  index = index_for(trained, related)
+  if index is None or not photos:
+    return index
+  views = np.stack([trained.view(data) for _, data, _ in photos])
+  pooled = normalised(trained.outputs(views, flip_tta=False)["pooled"])
+  size = thumbnail_size_of(trained.config)
+  entries = [{"image": name, **{field: "" for field in FIELDS}, "labels": dict(labels),
+              "taught": True} for name, _, labels in photos]
+  thumbnails = [np.frombuffer(thumbnail_jpeg(data, size), np.uint8) for _, data, _ in photos]
+  offsets = index.offsets[-1] + np.cumsum([0] + [len(t) for t in thumbnails])[1:]
+  grown = NeighbourIndex(np.concatenate([index.vectors, pooled]), index.entries + entries,
+                         np.concatenate([index.thumbnails, *thumbnails]),
+                         np.concatenate([index.offsets, offsets]).astype(np.int64))
+  write(trained.workdir / NEIGHBOURS_FILE, grown)
+  trained.neighbour_index = grown
+  return grown

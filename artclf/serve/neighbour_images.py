@@ -34,7 +34,7 @@ def public_neighbour(neighbour: dict, run: str) -> dict:
   if pathlib.PurePath(image).is_absolute() or pathlib.PureWindowsPath(image).is_absolute():
     image = pathlib.PurePath(image).name
   shown = {key: neighbour[key] for key in ("row", "object_id", "museum", "title", "credit",
-                                           "labels", "similarity") if key in neighbour}
+                                           "labels", "similarity", "taught") if key in neighbour}
   return {**shown, "image": image, "thumbnail": thumbnail_url(neighbour["row"], run)}
 
 

@@ -6,7 +6,8 @@
                          #  'result' (work's dict) or 'error' (one line)}
 
 `teach` is the work the page starts: the pending corrections as a labels.csv, adapted
-from the served run into a new folder under TEACH_DIR/runs.
+from the served run into a new folder under TEACH_DIR/runs, whose nearest training
+photos then include the taught ones.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import threading
 from typing import Callable
 
 from artclf.adapt import adapter
+from artclf.run import neighbours
+from artclf.serve import predict as predict_lib
 from artclf.serve import runs as runs_lib
 from artclf.serve import teaching
 
@@ -79,5 +82,8 @@ def teach(store: teaching.CorrectionStore, registry: runs_lib.RunRegistry, base:
     raise ValueError("no new correction to teach: correct a label on the page first")
   adapter.adapt(base, csv_path, out, holdout_fraction=settings.teach_holdout_fraction,
                 config_overrides=adapt_overrides(settings), progress=progress)
+  progress("the taught photos among the neighbours", 0.95)
+  neighbours.add_photos(predict_lib.load_model(out), store.photos_of(keys),
+                        related=runs_lib.lineage_bases(out))
   store.mark_taught(keys, out.name)
   return {"run": out.name, "base": base.name, "summary": runs_lib.read_summary(out)}

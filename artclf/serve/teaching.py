@@ -113,6 +113,13 @@ class CorrectionStore:
                          *(entry["labels"].get(task, "") for task in tasks), entry["image"]])
     return keys
 
+  def photos_of(self, keys) -> list[tuple[str, bytes, dict[str, str]]]:
+    """(name, bytes, labels) of these corrections."""
+    with self._lock:
+      saved = self._read()
+    return [(saved[key]["image"], (self.folder / saved[key]["photo"]).read_bytes(),
+             saved[key]["labels"]) for key in keys if key in saved]
+
   def mark_taught(self, keys, run: str) -> None:
     """Records that these corrections went into `run` (a later change clears it)."""
     with self._lock:

@@ -259,6 +259,8 @@ def test_teach_two_corrections_then_serve_the_new_run(browser, teach_url, served
   third = page.locator("tr.done").filter(has=page.locator(".name", has_text="red2.jpg"))
   assert third.locator("td[data-task=culture] select").input_value() == target
   third.locator("details.similar summary").click()
+  sync_api.expect(third.locator("details.similar figcaption.where", has_text="taught: red")
+                  ).not_to_have_count(0)
   screenshot = os.environ.get("ARTCLF_TEACH_SCREENSHOT") or tmp_path / "teach.png"
   page.screenshot(path=str(screenshot), full_page=True)
   assert problems == []

@@ -98,3 +98,23 @@ def test_an_adapted_run_with_the_same_vectors_shares_its_bases_index(served_work
   other = neighbours.NeighbourIndex.load(served_workdir / neighbours.NEIGHBOURS_FILE)
   other.vectors = -other.vectors
   assert not neighbours.reusable(model, other, probes=4)
+
+
+def test_taught_photos_join_the_index(served_workdir, tmp_path):
+  copy = tmp_path / "taught"
+  shutil.copytree(served_workdir, copy)
+  model = trained_lib.load(copy)
+  before = len(neighbours.index_for(model))
+  red = Image.new("RGB", (64, 48), (220, 40, 40))
+  buffer = io.BytesIO()
+  red.save(buffer, "PNG")
+  grown = neighbours.add_photos(model, [("mine.png", buffer.getvalue(), {"culture": "roman"})])
+  assert len(grown) == before + 1
+  assert neighbours.NeighbourIndex.load(copy / neighbours.NEIGHBOURS_FILE).entry(before) == \
+      {"row": before, "image": "mine.png", "object_id": "", "museum": "", "title": "",
+       "credit": "", "labels": {"culture": "roman"}, "taught": True}
+  found = artclf.predict(red, model=model, neighbours=1)["neighbours"][0]
+  assert found["row"] == before and found["similarity"] == pytest.approx(1.0, abs=2e-3)
+  assert Image.open(io.BytesIO(grown.thumbnail(before))).size == (64, 48)
+  assert grown.thumbnail(0) == neighbours.NeighbourIndex.load(
+      served_workdir / neighbours.NEIGHBOURS_FILE).thumbnail(0)

@@ -100,8 +100,12 @@ def test_teaching_makes_a_new_run_that_can_be_served_and_switched_back(model, se
                                     "base": served_workdir.name, "rows": 4}
     assert client.get("/api/health").json()["run"] == taught
     assert not any(c["pending"] for c in client.get("/api/corrections").json()["corrections"])
-    answer = client.post("/api/predict", files={"files": ("x.jpg", photo(9, RED), "image/jpeg")})
-    assert answer.status_code == 200
+    answer = client.post("/api/predict?neighbours=3",
+                         files={"files": ("x.jpg", photo(0, RED), "image/jpeg")})
+    nearest = answer.json()["results"][0]["neighbours"][0]  # the taught photo itself
+    assert (nearest["image"], nearest["taught"], nearest["labels"]["culture"]) == (
+        "red0.jpg", True, "roman")
+    assert client.get(nearest["thumbnail"]).headers["content-type"] == "image/jpeg"
 
     assert client.post("/api/runs/serve", json={"run": "/etc"}).status_code == 404
     assert client.post("/api/runs/serve", json={"run": served_workdir.name}).json()["lineage"] == []

@@ -14,7 +14,8 @@ function showNeighbours(row) {
   const list = el("div", {class: "similar-list"});
   for (const neighbour of found) {
     const labels = state.tasks.map((task) => neighbour.labels[task]).filter(Boolean).join(" · ");
-    const where = [neighbour.museum, neighbour.object_id].filter(Boolean).join(" ");
+    const where = neighbour.taught ? `taught: ${neighbour.image}`
+                                   : [neighbour.museum, neighbour.object_id].filter(Boolean).join(" ");
     const image = el("img", {src: neighbour.thumbnail, alt: `${labels || "unlabelled"}, ${where}`,
                              title: [neighbour.title, where, neighbour.credit].filter(Boolean).join("\n")});
     list.append(el("figure", {class: "similar-item"}, image,
