@@ -202,7 +202,7 @@ def index_for(trained, related=(), probes: int = 8) -> NeighbourIndex | None:
         index = other
         break
     index = index or build_for(trained)
-  except (OSError, ValueError, KeyError) as error:
+  except Exception as error:  # pylint: disable=broad-except  # optional: warn, go on
     logging.warning("no neighbours for %s: %s", trained.workdir, str(error)[:200])
     return None
   trained.neighbour_index = index
