@@ -273,11 +273,11 @@ def _finalize(context: _Run, best_step: int) -> None:
         threads=config.data.read_threads, what=f"calibration and familiarity: {split.name} split")
     return {**out, "labels": split.labels}
 
-  wants_train = config.familiarity.enabled or neighbours.enabled(config)
-  train = outputs(context.train) if wants_train else None
+  train = outputs(context.train) if config.familiarity.enabled else None
   finalize.fit_and_save(workdir, config, context.scheme, best_step, train, outputs(context.val),
                         write=jax.process_index() == 0)
-  if neighbours.enabled(config) and jax.process_index() == 0:
+  # From the same pass; without it (no familiarity) the index is built on first use.
+  if neighbours.enabled(config) and train is not None and jax.process_index() == 0:
     neighbours.save(workdir, train["pooled"], context.train.source, context.train.labels,
                     context.scheme, neighbours.thumbnail_size_of(config))
 
