@@ -57,18 +57,7 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     ImageTooLargeError: more than `max_pixels` pixels.
     ImageDecodeError: anything else that keeps the bytes from decoding.
   """
-  try:
-    with warnings.catch_warnings():
-      # Our own limit below is the one that counts; Pillow's warning is noise.
-      warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-      image = Image.open(io.BytesIO(data))
-  except Image.DecompressionBombError as e:
-    raise ImageTooLargeError(f"image refused as a decompression bomb: {e}") from None
-  except Image.UnidentifiedImageError:
-    raise ImageDecodeError(f"not a decodable image ({len(data)} bytes): unknown or broken "
-                           "image format") from None
-  except (OSError, SyntaxError, ValueError, EOFError) as e:
-    raise ImageDecodeError(f"not a decodable image ({len(data)} bytes): {e}") from None
+  image = open_image(data)
   width, height = image.size
   if width * height > max_pixels:
     raise ImageTooLargeError(
@@ -86,6 +75,24 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     # Pillow reports truncated or corrupt data as OSError / SyntaxError, and a
     # few plugins leak IndexError / TypeError on malformed headers.
     raise ImageDecodeError(f"image data is corrupt or truncated: {e}") from None
+
+
+def open_image(data: bytes) -> Image.Image:
+  """The image of encoded bytes, its header read and no pixel decoded yet (`image.size`
+  is then known at no cost); ImageDecodeError if the bytes are not an image."""
+  try:
+    with warnings.catch_warnings():
+      # Our own limit (decode_image's max_pixels) is the one that counts; Pillow's
+      # warning is noise.
+      warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+      return Image.open(io.BytesIO(data))
+  except Image.DecompressionBombError as e:
+    raise ImageTooLargeError(f"image refused as a decompression bomb: {e}") from None
+  except Image.UnidentifiedImageError:
+    raise ImageDecodeError(f"not a decodable image ({len(data)} bytes): unknown or broken "
+                           "image format") from None
+  except (OSError, SyntaxError, ValueError, EOFError) as e:
+    raise ImageDecodeError(f"not a decodable image ({len(data)} bytes): {e}") from None
 
 
 def to_rgb(image: Image.Image, *,
