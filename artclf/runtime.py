@@ -109,12 +109,30 @@ _QUIET_PATHS = tuple(os.sep + name + os.sep for name in ("orbax", "grain", "jax"
                                                         "tensorflow_datasets"))
 
 
+_DISK_ERRNOS = (28, 122, 30)  # ENOSPC, EDQUOT, EROFS
+
+
+def _is_disk_error(record: std_logging.LogRecord) -> bool:
+  """Whether the record reports a full or read-only disk (in its exception chain or text)."""
+  error = record.exc_info[1] if record.exc_info else None
+  while error is not None:
+    if (isinstance(error, OSError) and error.errno in _DISK_ERRNOS) or (
+        "No space left on device" in str(error)):
+      return True
+    error = error.__cause__ or error.__context__
+  return "No space left on device" in record.getMessage()
+
+
 class _LibraryInfoFilter(std_logging.Filter):
   """Drops INFO records logged from inside orbax, grain, jax and TFDS (warnings pass), so
-  the lines a user reads in a training log are artclf's own."""
+  the lines a user reads in a training log are artclf's own; and their errors about a
+  full or read-only disk, with their tracebacks from every save thread: the entry point
+  reports that in one line (what was full, where, what was kept)."""
 
   def filter(self, record: std_logging.LogRecord) -> bool:
-    return record.levelno >= std_logging.WARNING or not any(p in record.pathname for p in _QUIET_PATHS)
+    if not any(p in record.pathname for p in _QUIET_PATHS):
+      return True
+    return record.levelno >= std_logging.WARNING and not _is_disk_error(record)
 
 
 def configure() -> None:
