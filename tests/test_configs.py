@@ -7,6 +7,7 @@ import pathlib
 import pytest
 from flax import nnx
 
+from artclf import scheme as scheme_lib
 from artclf.data import transforms
 from artclf.models import classifier as model_lib
 from artclf.models import trunks
@@ -24,7 +25,7 @@ def test_there_are_configs():
 
 def _num_stages(model_config) -> int:
   """The real model's trunk stages (abstract shapes only, nothing allocated)."""
-  spec = model_lib.ModelSpec.from_config(model_config)
+  spec = model_lib.ModelSpec.from_config(model_config, scheme_lib.DEFAULT.heads)
   return nnx.eval_shape(lambda: model_lib.ArtClassifier(spec, rngs=nnx.Rngs(0))).num_stages
 
 
