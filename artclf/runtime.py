@@ -135,9 +135,37 @@ class _LibraryInfoFilter(std_logging.Filter):
     return record.levelno >= std_logging.WARNING and not _is_disk_error(record)
 
 
+def _is_closed_loop_error(error_type, error, tb) -> bool:
+  """A 'RuntimeError: Event loop is closed' of a callback into a finished asyncio loop."""
+  while tb is not None and tb.tb_next is not None:
+    tb = tb.tb_next
+  return (error_type is RuntimeError and str(error) == "Event loop is closed" and
+          tb is not None and tb.tb_frame.f_code.co_name == "_check_closed")
+
+
+def _quiet_closed_loop_errors(excepthook, unraisablehook):
+  """sys.excepthook and sys.unraisablehook without the tracebacks tensorstore prints when
+  a failed orbax save (a full disk) has closed the event loop its callbacks complete
+  futures on; the failure itself is reported by the entry point in one line."""
+  def quiet_excepthook(error_type, error, tb):
+    if not _is_closed_loop_error(error_type, error, tb):
+      excepthook(error_type, error, tb)
+
+  def quiet_unraisablehook(unraisable):
+    if not _is_closed_loop_error(unraisable.exc_type, unraisable.exc_value,
+                                 unraisable.exc_traceback):
+      unraisablehook(unraisable)
+  quiet_excepthook.artclf_quiet = True
+  return quiet_excepthook, quiet_unraisablehook
+
+
 def configure() -> None:
-  """XLA CPU flags (see configure_xla_cpu) and the log filter; call once, first thing in main()."""
+  """XLA CPU flags (see configure_xla_cpu), the log filter and the quiet hook for closed
+  event loops; call once, first thing in main()."""
   configure_xla_cpu()
+  if not getattr(sys.excepthook, "artclf_quiet", False):
+    sys.excepthook, sys.unraisablehook = _quiet_closed_loop_errors(sys.excepthook,
+                                                                   sys.unraisablehook)
   from absl import logging  # pylint: disable=import-outside-toplevel
   handler = logging.get_absl_handler()
   if not any(isinstance(f, _LibraryInfoFilter) for f in handler.filters):

@@ -73,7 +73,9 @@ def limits(settings: ml_collections.ConfigDict) -> dict:
 
 def shortened(text: str, length: int = 60) -> str:
   """`text` as repr, cut to about `length` characters: client values echoed in messages."""
-  return repr(text) if len(text) <= length else repr(text[:length]) + f" (+{len(text) - length} characters)"
+  if len(text) <= length:
+    return repr(text)
+  return repr(text[:length]) + f" (+{len(text) - length} characters)"
 
 
 async def read_uploads(files: list[UploadFile], max_file_bytes: int) -> list[uploads.Upload]:
@@ -211,7 +213,8 @@ def add_page_routes(app: FastAPI, runner: ModelRunner, settings: ml_collections.
                     headers={"Content-Disposition": 'attachment; filename="artclf_batch.csv"'})
 
 
-def create_app(model, settings: ml_collections.ConfigDict, listen_host: str | None = None) -> FastAPI:
+def create_app(model, settings: ml_collections.ConfigDict,
+               listen_host: str | None = None) -> FastAPI:
   """The app for one `TrainedModel` and the serve settings (configs/serve.py); requests
   may name `listen_host`, the loopback names and settings.allowed_hosts as their Host."""
   runner = ModelRunner(model, settings.low_confidence_threshold, settings.flip_tta,

@@ -54,13 +54,17 @@ def find_inputs(paths: Iterable[str]) -> Inputs:
     if not path.is_dir():
       inputs.files.append(path)
       continue
+    found = []
     for folder, dirs, names in os.walk(path):
-      dirs.sort()
-      entries = sorted(names) + [d for d in dirs if os.path.islink(os.path.join(folder, d))]
-      for name in sorted(entries):
-        entry = pathlib.Path(folder) / name
+      links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+      for entry in (pathlib.Path(folder) / name for name in names + links):
         why = _skip_reason(entry)
-        (inputs.skipped.append((entry, why)) if why else inputs.files.append(entry))
+        if why:
+          inputs.skipped.append((entry, why))
+        else:
+          found.append(entry)
+    inputs.files.extend(sorted(found))
+  inputs.skipped.sort()
   return inputs
 
 
@@ -169,9 +173,9 @@ def _open_output(files: list[pathlib.Path], output: str | None, resume: bool, wo
     return files, None
   path = pathlib.Path(output)
   done = predict_output.read_done(path, workdir) if resume else set()
-  if done:
-    keys = lambda f: {str(f.resolve()), csv_cells.text_cell(str(f.resolve()))}  # noqa: E731
-    files = [f for f in files if not keys(f) & done]
+  if done:  # a CSV holds the path as its cell (control characters replaced)
+    files = [f for f in files
+             if not {str(f.resolve()), csv_cells.text_cell(str(f.resolve()))} & done]
     print(f"resuming: {len(done)} images already in {path}", file=sys.stderr)
   try:
     return files, predict_output.ResultWriter(path, append=resume, workdir=workdir)

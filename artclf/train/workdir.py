@@ -109,10 +109,10 @@ def describe_os_error(error: OSError, workdir: str | os.PathLike | None = None) 
     if workdir is None:
       return WriteFailed(f"the disk is full{where}: free some space; the last complete "
                          "checkpoint is kept")
-    writing = f" writing {error.filename}" if error.filename else ""
-    return WriteFailed(f"the disk holding {workdir} is full ({_disk_space(workdir)}) "
-                       f"while{writing or ' saving the run'}; kept: {_kept(pathlib.Path(workdir))}; "
-                       "free some space and run the same command again to resume")
+    writing = f"writing {error.filename}" if error.filename else "saving the run"
+    return WriteFailed(f"the disk holding {workdir} is full ({_disk_space(workdir)}) while "
+                       f"{writing}; kept: {_kept(pathlib.Path(workdir))}; free some space and "
+                       "run the same command again to resume")
   if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
     return WriteFailed(f"cannot write{where}: {error.strerror}; choose a writable --workdir")
   return WriteFailed(f"{error.strerror or error}{where}")
@@ -143,12 +143,16 @@ def _disk_space(path: str | os.PathLike) -> str:
   while not os.path.ismount(mount) and mount != mount.parent:
     mount = mount.parent
   usage = shutil.disk_usage(path)
-  def size(count):
-    for unit in ("bytes", "KB", "MB", "GB"):
-      if count < 1024 or unit == "GB":
-        return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
-      count /= 1024
-  return f"{size(usage.free)} free of {size(usage.total)} on {mount}"
+  return f"{_size(usage.free)} free of {_size(usage.total)} on {mount}"
+
+
+def _size(count: float) -> str:
+  """'0 bytes', '400.0 KB', '1.5 GB'."""
+  for unit in ("bytes", "KB", "MB"):
+    if count < 1024:
+      return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+    count /= 1024
+  return f"{count:.1f} GB"
 
 
 def _kept(workdir: pathlib.Path) -> str:
