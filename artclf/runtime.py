@@ -109,17 +109,63 @@ _QUIET_PATHS = tuple(os.sep + name + os.sep for name in ("orbax", "grain", "jax"
                                                         "tensorflow_datasets"))
 
 
+_DISK_ERRNOS = (28, 122, 30)  # ENOSPC, EDQUOT, EROFS
+
+
+def _is_disk_error(record: std_logging.LogRecord) -> bool:
+  """Whether the record reports a full or read-only disk (in its exception chain or text)."""
+  error = record.exc_info[1] if record.exc_info else None
+  while error is not None:
+    if (isinstance(error, OSError) and error.errno in _DISK_ERRNOS) or (
+        "No space left on device" in str(error)):
+      return True
+    error = error.__cause__ or error.__context__
+  return "No space left on device" in record.getMessage()
+
+
 class _LibraryInfoFilter(std_logging.Filter):
   """Drops INFO records logged from inside orbax, grain, jax and TFDS (warnings pass), so
-  the lines a user reads in a training log are artclf's own."""
+  the lines a user reads in a training log are artclf's own; and their errors about a
+  full or read-only disk, with their tracebacks from every save thread: the entry point
+  reports that in one line (what was full, where, what was kept)."""
 
   def filter(self, record: std_logging.LogRecord) -> bool:
-    return record.levelno >= std_logging.WARNING or not any(p in record.pathname for p in _QUIET_PATHS)
+    if not any(p in record.pathname for p in _QUIET_PATHS):
+      return True
+    return record.levelno >= std_logging.WARNING and not _is_disk_error(record)
+
+
+def _is_closed_loop_error(error_type, error, tb) -> bool:
+  """A 'RuntimeError: Event loop is closed' of a callback into a finished asyncio loop."""
+  while tb is not None and tb.tb_next is not None:
+    tb = tb.tb_next
+  return (error_type is RuntimeError and str(error) == "Event loop is closed" and
+          tb is not None and tb.tb_frame.f_code.co_name == "_check_closed")
+
+
+def _quiet_closed_loop_errors(excepthook, unraisablehook):
+  """sys.excepthook and sys.unraisablehook without the tracebacks tensorstore prints when
+  a failed orbax save (a full disk) has closed the event loop its callbacks complete
+  futures on; the failure itself is reported by the entry point in one line."""
+  def quiet_excepthook(error_type, error, tb):
+    if not _is_closed_loop_error(error_type, error, tb):
+      excepthook(error_type, error, tb)
+
+  def quiet_unraisablehook(unraisable):
+    if not _is_closed_loop_error(unraisable.exc_type, unraisable.exc_value,
+                                 unraisable.exc_traceback):
+      unraisablehook(unraisable)
+  quiet_excepthook.artclf_quiet = True
+  return quiet_excepthook, quiet_unraisablehook
 
 
 def configure() -> None:
-  """XLA CPU flags (see configure_xla_cpu) and the log filter; call once, first thing in main()."""
+  """XLA CPU flags (see configure_xla_cpu), the log filter and the quiet hook for closed
+  event loops; call once, first thing in main()."""
   configure_xla_cpu()
+  if not getattr(sys.excepthook, "artclf_quiet", False):
+    sys.excepthook, sys.unraisablehook = _quiet_closed_loop_errors(sys.excepthook,
+                                                                   sys.unraisablehook)
   from absl import logging  # pylint: disable=import-outside-toplevel
   handler = logging.get_absl_handler()
   if not any(isinstance(f, _LibraryInfoFilter) for f in handler.filters):

@@ -23,6 +23,16 @@ def get_config():
   config.max_request_bytes = 200 * 1024 * 1024
   # Decoded pixels of one image, checked from its header before decoding (bombs).
   config.max_pixels = 64_000_000
+  # Decoded pixels of all the images of one request, from their headers: 32 photos of 12
+  # megapixels pass; twelve 62-megapixel PNGs (60 KB each) are refused with 413.
+  config.max_request_pixels = 400_000_000
+  # Pixels being decoded at once over all requests (each image decoded once, straight
+  # into the model's view, then freed); a request waits for its turn beyond this.
+  # 128 million RGB pixels are about 0.4 GB.
+  config.max_pixels_in_flight = 128_000_000
+  # A JSON body (POST /api/fetch, /api/export), refused from its size before parsing:
+  # 10,000 export rows take about 6 MB.
+  config.max_json_bytes = 16 * 1024 * 1024
   # Images in one POST /api/predict.
   config.max_batch_size = 32
   # Rows in one CSV export.
@@ -40,6 +50,17 @@ def get_config():
   config.flip_tta = False
   # Longest side of the Grad-CAM overlays the page shows.
   config.overlay_size = 480
+  # Host names (comma-separated) a request's Host header may name, besides the loopback
+  # names and the --host address, which are always allowed: a page of another site that
+  # rebinds its DNS name to this machine is then refused (400). '*' allows any.
+  config.allowed_hosts = ""
+  # Connections: seconds a client may take to send a request's headers, seconds an idle
+  # kept-alive connection is held, the largest request head in bytes, and the open
+  # connections at most (slow or idle clients cannot hold the server).
+  config.header_timeout_seconds = 10.0
+  config.keep_alive_seconds = 5
+  config.max_header_bytes = 64 * 1024
+  config.max_connections = 64
   # Nearest training photos given per image ("Similar in the training data" on the page);
   # a request's ?neighbours=k may ask for 0 to max_neighbours.
   config.neighbours = 4

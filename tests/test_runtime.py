@@ -78,3 +78,23 @@ def test_importing_artclf_leaves_xla_flags_alone():
   out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        check=True, cwd=REPO_ROOT).stdout.strip()
   assert out == "--xla_force_host_platform_device_count=1"
+
+
+def test_closed_event_loop_tracebacks_are_quiet_and_others_are_not():
+  import asyncio  # pylint: disable=import-outside-toplevel
+  loop = asyncio.new_event_loop()
+  loop.close()
+  try:
+    loop.call_soon_threadsafe(print)
+  except RuntimeError as error:
+    closed = error
+  seen = []
+  excepthook, unraisablehook = runtime._quiet_closed_loop_errors(  # pylint: disable=protected-access
+      lambda *args: seen.append(args[1]), lambda args: seen.append(args.exc_value))
+  excepthook(RuntimeError, closed, closed.__traceback__)
+  other = ValueError("a real bug")
+  excepthook(ValueError, other, None)
+  unraisable = type("Unraisable", (), {"exc_type": RuntimeError, "exc_value": closed,
+                                        "exc_traceback": closed.__traceback__})
+  unraisablehook(unraisable())
+  assert seen == [other]

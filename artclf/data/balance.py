@@ -34,6 +34,18 @@ def missing_classes(label_ids: dict[str, np.ndarray], scheme: scheme_lib.LabelSc
           for i in np.flatnonzero(counts[task] == 0)]
 
 
+def check_every_task_labelled(label_ids: dict[str, np.ndarray], scheme: scheme_lib.LabelScheme,
+                              split: str = "train", tasks=None) -> None:
+  """Refuses a split in which a task (of `tasks`, default all) has no label at all (every
+  row unknown), naming the task and the split."""
+  counts = class_counts(label_ids, scheme)
+  empty = [task for task in (tasks or scheme.tasks) if not counts[task].any()]
+  if empty:
+    raise ValueError(f"the {split} split has no {' or '.join(empty)} label at all (every row "
+                     f"leaves {' and '.join(empty)} empty): label some of its images, or "
+                     "leave the task out of the scheme")
+
+
 def class_weights(counts: np.ndarray, *, power: float = 1.0, smoothing: float = 0.0,
                   max_weight: float | None = None) -> np.ndarray:
   """float32 [num_classes] weights from class counts: (count + smoothing) ** -power, mean 1.
@@ -86,8 +98,9 @@ def sampling_weights(label_ids: dict[str, np.ndarray], scheme: scheme_lib.LabelS
   n = len(label_ids[scheme.tasks[0]])
   weights = np.ones(n, dtype=np.float64)
   if mode != "uniform":
-    counts = class_counts(label_ids, scheme)
     tasks = scheme.tasks if mode == "product" else (mode,)
+    check_every_task_labelled(label_ids, scheme, tasks=tasks)
+    counts = class_counts(label_ids, scheme)
     for task in tasks:
       per_class = class_weights(counts[task], power=power, max_weight=max_weight)
       ids = np.asarray(label_ids[task])

@@ -10,7 +10,7 @@ prediction) goes through `decode_image`, so all of them get the same treatment:
   museum cut-outs are normally shown on white. 16-bit and 32-bit integer images
   (I;16*, I) are scaled from the 16-bit range to 8 bits (v * 255 / 65535), not
   clipped; float images (F) are taken as [0, 1] if their maximum is <= 1, else
-  as [0, 255].
+  as [0, 255]; one holding NaN or infinity is refused, as is an image of 0 pixels.
 * Images with more than `max_pixels` pixels are refused from their header,
   before any pixel is decoded (decompression bombs), with `ImageTooLargeError`.
 * Truncated files and bytes that are not an image raise `ImageDecodeError`
@@ -57,18 +57,7 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     ImageTooLargeError: more than `max_pixels` pixels.
     ImageDecodeError: anything else that keeps the bytes from decoding.
   """
-  try:
-    with warnings.catch_warnings():
-      # Our own limit below is the one that counts; Pillow's warning is noise.
-      warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-      image = Image.open(io.BytesIO(data))
-  except Image.DecompressionBombError as e:
-    raise ImageTooLargeError(f"image refused as a decompression bomb: {e}") from None
-  except Image.UnidentifiedImageError:
-    raise ImageDecodeError(f"not a decodable image ({len(data)} bytes): unknown or broken "
-                           "image format") from None
-  except (OSError, SyntaxError, ValueError, EOFError) as e:
-    raise ImageDecodeError(f"not a decodable image ({len(data)} bytes): {e}") from None
+  image = open_image(data)
   width, height = image.size
   if width * height > max_pixels:
     raise ImageTooLargeError(
@@ -80,15 +69,41 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     image.load()
     image = ImageOps.exif_transpose(image)
     return to_rgb(image, alpha_background=alpha_background)
+  except ImageDecodeError:
+    raise
   except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as e:
     # Pillow reports truncated or corrupt data as OSError / SyntaxError, and a
     # few plugins leak IndexError / TypeError on malformed headers.
     raise ImageDecodeError(f"image data is corrupt or truncated: {e}") from None
 
 
+def open_image(data: bytes) -> Image.Image:
+  """The image of encoded bytes, its header read and no pixel decoded yet (`image.size`
+  is then known at no cost); ImageDecodeError if the bytes are not an image."""
+  try:
+    with warnings.catch_warnings():
+      # Our own limit (decode_image's max_pixels) is the one that counts; Pillow's
+      # warning is noise.
+      warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+      return Image.open(io.BytesIO(data))
+  except Image.DecompressionBombError as e:
+    raise ImageTooLargeError(f"image refused as a decompression bomb: {e}") from None
+  except Image.UnidentifiedImageError:
+    raise ImageDecodeError(f"not a decodable image ({len(data)} bytes): unknown or broken "
+                           "image format") from None
+  except (OSError, SyntaxError, ValueError, EOFError) as e:
+    raise ImageDecodeError(f"not a decodable image ({len(data)} bytes): {e}") from None
+
+
 def to_rgb(image: Image.Image, *,
            alpha_background: tuple[int, int, int] = WHITE) -> Image.Image:
-  """Converts a PIL image of any mode to 8-bit RGB (see the module docstring)."""
+  """Converts a PIL image of any mode to 8-bit RGB (see the module docstring).
+
+  Raises ImageDecodeError for an image without pixels, or a float image holding NaN or
+  infinite values (refused as `artclf.predict` refuses such arrays).
+  """
+  if not image.width or not image.height:
+    raise ImageDecodeError(f"an image of {image.width} x {image.height} pixels holds no pixels")
   mode = image.mode
   if mode == "RGB":
     return image
@@ -105,8 +120,10 @@ def to_rgb(image: Image.Image, *,
     image = Image.fromarray(gray, mode="L")
   elif mode == "F":
     pixels = np.asarray(image, dtype=np.float64)
-    scale = 255.0 if pixels.size and np.nanmax(pixels) <= 1.0 else 1.0
-    gray = np.clip(np.nan_to_num(pixels * scale), 0, 255).round().astype(np.uint8)
+    if not np.isfinite(pixels).all():
+      raise ImageDecodeError("the float image holds NaN or infinite values")
+    scale = 255.0 if pixels.max() <= 1.0 else 1.0
+    gray = np.clip(pixels * scale, 0, 255).round().astype(np.uint8)
     image = Image.fromarray(gray, mode="L")
   elif mode == "1":
     image = image.convert("L")

@@ -27,6 +27,7 @@ import logging
 import os
 import pathlib
 import posixpath
+import re
 
 from artclf.data import images
 
@@ -140,44 +141,92 @@ def _check_delimiter(csv_path: pathlib.Path, header: list[str]) -> None:
                            "artclf reads comma-separated files (save as CSV with commas)")
 
 
+def _check_header_names(csv_path: pathlib.Path, header: list[str]) -> None:
+  """Refuses empty, space-padded and repeated column names (a repeated column would
+  silently give every row the last one's value)."""
+  problems = [f"column {i + 1} has no name" for i, name in enumerate(header) if not name.strip()]
+  problems += [f"column {name!r} has spaces around its name" for name in header
+               if name.strip() and name != name.strip()]
+  seen = set()
+  for name in header:
+    if name.strip() and name.strip() in seen:
+      problems.append(f"column {name.strip()!r} appears more than once")
+    seen.add(name.strip())
+  if problems:
+    raise DatasetError(f"{csv_path}, line 1: {'; '.join(problems)}; every column needs one "
+                       "unique name")
+
+
+_CONTROL = re.compile("\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _check_characters(csv_path: pathlib.Path, text: str) -> None:
+  """Refuses a bare carriage return or a control character, naming the line."""
+  found = _CONTROL.search(text)
+  if found:
+    line = text.count("\n", 0, found.start()) + 1
+    what = ("a carriage return (CR) without a line feed" if found.group() == "\r" else
+            f"the control character 0x{ord(found.group()):02x}")
+    raise DatasetError(f"{csv_path}, line {line}: {what}; labels.csv must be plain text with "
+                       "one row per line (save it again as CSV UTF-8)")
+
+
 def _read_rows(csv_path: pathlib.Path,
                splits: tuple[str, ...]) -> tuple[list[Example], tuple[str, ...]]:
-  with io.StringIO(read_text(csv_path), newline="") as f:
-    reader = csv.DictReader(f)
-    header = reader.fieldnames or []
-    _check_delimiter(csv_path, header)
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-      raise DatasetError(
-          f"{csv_path}, line 1: missing required column(s) {', '.join(missing)}; "
-          f"the header is {', '.join(header) or '(empty)'}")
-    metadata_columns = tuple(c for c in header if c not in REQUIRED_COLUMNS)
-    examples = []
-    first_line_of = {}
-    row_start = 2  # The header is line 1; csv line_num counts quoted newlines.
-    for row in reader:
-      line = row_start
-      row_start = reader.line_num + 1
-      where = f"{csv_path}, line {line}"
-      if None in row or any(row[c] is None for c in REQUIRED_COLUMNS):
-        raise DatasetError(f"{where}: expected {len(header)} fields, "
-                           f"got a row of a different length")
-      image = _normalise_image_path(row["image"], where)
-      if image in first_line_of:
-        raise DatasetError(f"{where}: duplicate image {image!r} "
-                           f"(already on line {first_line_of[image]})")
-      first_line_of[image] = line
-      split = row["split"].strip()
-      if split not in splits:
-        raise DatasetError(f"{where}: split {split!r} is not one of {', '.join(splits)}")
-      if not (csv_path.parent / image).is_file():
-        raise DatasetError(f"{where}: image file {image!r} not found in {csv_path.parent}")
-      if not _inside(csv_path.parent, csv_path.parent / image):
-        raise DatasetError(f"{where}: image {image!r} is a link to a file outside "
-                           f"{csv_path.parent}; copy the file into the dataset folder")
-      examples.append(Example(line=line, image=image, split=split,
-                              metadata={c: row[c] for c in metadata_columns}))
+  text = read_text(csv_path)
+  _check_characters(csv_path, text)
+  with io.StringIO(text, newline="") as f:
+    reader = csv.DictReader(f, strict=True)
+    try:
+      return _validated_rows(csv_path, reader, splits)
+    except csv.Error as error:
+      raise DatasetError(f"{csv_path}, line {reader.reader.line_num}: {error} (a quote left "
+                         "open?)") from None
+
+
+def _validated_rows(csv_path: pathlib.Path, reader: csv.DictReader,
+                    splits: tuple[str, ...]) -> tuple[list[Example], tuple[str, ...]]:
+  header = reader.fieldnames or []
+  _check_delimiter(csv_path, header)
+  _check_header_names(csv_path, header)
+  missing = [c for c in REQUIRED_COLUMNS if c not in header]
+  if missing:
+    raise DatasetError(
+        f"{csv_path}, line 1: missing required column(s) {', '.join(missing)}; "
+        f"the header is {', '.join(header) or '(empty)'}")
+  metadata_columns = tuple(c for c in header if c not in REQUIRED_COLUMNS)
+  examples = []
+  first_line_of = {}
+  row_start = 2  # The header is line 1; csv line_num counts quoted newlines.
+  for row in reader:
+    line = row_start
+    row_start = reader.line_num + 1
+    example = _example(csv_path, line, row, len(header), splits, metadata_columns)
+    if example.image in first_line_of:
+      raise DatasetError(f"{csv_path}, line {line}: duplicate image {example.image!r} "
+                         f"(already on line {first_line_of[example.image]})")
+    first_line_of[example.image] = line
+    examples.append(example)
   return examples, metadata_columns
+
+
+def _example(csv_path: pathlib.Path, line: int, row: dict, width: int, splits: tuple[str, ...],
+             metadata_columns: tuple[str, ...]) -> Example:
+  """One row, checked: its length, image path (inside the folder, present) and split."""
+  where = f"{csv_path}, line {line}"
+  if None in row or any(row[c] is None for c in REQUIRED_COLUMNS):
+    raise DatasetError(f"{where}: expected {width} fields, got a row of a different length")
+  image = _normalise_image_path(row["image"], where)
+  split = row["split"].strip()
+  if split not in splits:
+    raise DatasetError(f"{where}: split {split!r} is not one of {', '.join(splits)}")
+  if not (csv_path.parent / image).is_file():
+    raise DatasetError(f"{where}: image file {image!r} not found in {csv_path.parent}")
+  if not _inside(csv_path.parent, csv_path.parent / image):
+    raise DatasetError(f"{where}: image {image!r} is a link to a file outside "
+                       f"{csv_path.parent}; copy the file into the dataset folder")
+  return Example(line=line, image=image, split=split,
+                 metadata={c: row[c] for c in metadata_columns})
 
 
 def _normalise_image_path(raw: str, where: str) -> str:

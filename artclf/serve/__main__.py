@@ -33,15 +33,15 @@ def main(argv) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
-    import uvicorn
     from artclf.serve import app as app_lib
+    from artclf.serve import http_server
   except ImportError as error:
     print(f"error: {error.name} is missing: install the app extra, pip install -e .[app]",
           file=sys.stderr)
     return 2
   runtime.configure()
   try:
-    server_app = app_lib.load_app(_WORKDIR.value, _CONFIG.value)
+    server_app = app_lib.load_app(_WORKDIR.value, _CONFIG.value, _HOST.value)
   except (FileNotFoundError, ValueError) as error:  # no run there, or one that cannot be used
     return runtime.report_error(error, status=2)
   startup = server_app.state.startup_seconds
@@ -49,7 +49,7 @@ def main(argv) -> int:
   print(f"artclf: model loaded in {startup['load']:.1f} s, compiled in {startup['compile']:.1f} s; "
         f"open http://{host}:{_PORT.value}/", flush=True)
   logging.info("serving %s on %s:%d", _WORKDIR.value, _HOST.value, _PORT.value)
-  uvicorn.run(server_app, host=_HOST.value, port=_PORT.value, log_level="info")
+  http_server.run(server_app, _HOST.value, _PORT.value, _CONFIG.value)
   return 0
 
 

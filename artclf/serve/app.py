@@ -1,23 +1,25 @@
 """The web page and JSON API of `python -m artclf.serve`: a FastAPI app around one trained model.
 
   GET  /               the page (static files in artclf/serve/static)
-  GET  /api/health     the model: run, lineage, workdir, config hash, trunk, classes; limits
+  GET  /api/health     the model: run (workdir name), lineage, config hash, trunk, classes;
+                       and the limits
   POST /api/predict    multipart, one or more files as `files`: predict's fields per image,
                        and ?neighbours=k nearest training photos (`neighbour_images`)
   GET  /api/neighbours/{row}  a training photo's thumbnail
-  POST /api/explain    multipart, one file as `file`: Grad-CAM overlays per task
+  POST /api/explain    multipart, one file as `file` (more are refused): Grad-CAM overlays
   POST /api/fetch      JSON {"url": ...}: the image at the URL (size and time limits)
   POST /api/export     JSON {"rows": [...]}: the checked batch as CSV (see `export`)
   /api/corrections, /api/teach, /api/runs: "Teach the model" (see `teach_routes`)
 
 Bad input is answered 400, 413 or 422 with {"error": "..."} naming the file (see
 `http_errors`, `uploads`). Model work runs in worker threads, one call at a time
-(`model_runner`), so the event loop keeps taking requests meanwhile.
+(`model_runner`), so the event loop keeps taking requests meanwhile. Requests whose Host
+header does not name this server are refused (`host_check`); bodies are bounded in
+bytes (`body_limit`) and uploads in decoded pixels (`uploads`).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import pathlib
 import time
@@ -32,9 +34,11 @@ from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from artclf.serve import (export, http_errors, neighbour_images, teach_routes, uploads,
-                          url_fetch)
+from artclf.data import images as image_io
+from artclf.serve import (export, http_errors, memory, neighbour_images, teach_routes,
+                          uploads, url_fetch)
 from artclf.serve.body_limit import BodyLimitMiddleware
+from artclf.serve.host_check import HostCheckMiddleware, allowed_names
 from artclf.serve.http_errors import InputError
 from artclf.serve.model_runner import ModelRunner
 from artclf.serve.security_headers import SecurityHeadersMiddleware
@@ -67,9 +71,16 @@ class ExportRequest(BaseModel):
 def limits(settings: ml_collections.ConfigDict) -> dict:
   """The limits the page checks before uploading (the server checks them again)."""
   return {key: settings[key] for key in (
-      "max_file_bytes", "max_request_bytes", "max_pixels", "max_batch_size", "max_export_rows",
-      "url_timeout_seconds", "url_max_bytes", "low_confidence_threshold", "neighbours",
-      "max_neighbours", "teach")}
+      "max_file_bytes", "max_request_bytes", "max_pixels", "max_request_pixels",
+      "max_batch_size", "max_export_rows", "max_json_bytes", "url_timeout_seconds",
+      "url_max_bytes", "low_confidence_threshold", "neighbours", "max_neighbours", "teach")}
+
+
+def shortened(text: str, length: int = 60) -> str:
+  """`text` as repr, cut to about `length` characters: client values echoed in messages."""
+  if len(text) <= length:
+    return repr(text)
+  return repr(text[:length]) + f" (+{len(text) - length} characters)"
 
 
 async def read_uploads(files: list[UploadFile], max_file_bytes: int) -> list[uploads.Upload]:
@@ -82,7 +93,8 @@ async def read_uploads(files: list[UploadFile], max_file_bytes: int) -> list[upl
   return [uploads.Upload(name, await file.read()) for name, file in zip(names, files)]
 
 
-def fetch_image(url: str, settings: ml_collections.ConfigDict) -> tuple[url_fetch.Fetched, str]:
+def fetch_image(url: str, settings: ml_collections.ConfigDict,
+                budget: uploads.PixelBudget) -> tuple[url_fetch.Fetched, str]:
   """The fetched file and its MIME type; refuses what is not a readable image."""
   fetch_limits = url_fetch.FetchLimits(
       timeout_seconds=settings.url_timeout_seconds, max_bytes=settings.url_max_bytes,
@@ -93,12 +105,33 @@ def fetch_image(url: str, settings: ml_collections.ConfigDict) -> tuple[url_fetc
   except url_fetch.FetchError as error:
     status = http_errors.PAYLOAD_TOO_LARGE if error.too_large else http_errors.UNPROCESSABLE
     raise InputError(status, f"{url}: {error}") from None
-  outcome = uploads.decode(uploads.Upload(fetched.name, fetched.data), settings.max_pixels)
-  if isinstance(outcome, uploads.Refusal):
-    raise InputError(outcome.status, f"{url}: {outcome.reason}")
-  with Image.open(io.BytesIO(fetched.data)) as image:
-    mime = Image.MIME.get(image.format or "", "application/octet-stream")
+  upload = uploads.Upload(fetched.name, fetched.data)
+  pixels = uploads.declared_pixels(upload, settings.max_pixels)
+  if not isinstance(pixels, uploads.Refusal):
+    with budget.reserve(pixels):
+      pixels = uploads.decode(upload, settings.max_pixels, draft_size=settings.overlay_size)
+    memory.release()
+  if isinstance(pixels, uploads.Refusal):
+    raise InputError(pixels.status, f"{url}: {pixels.reason}")
+  mime = Image.MIME.get(image_io.open_image(fetched.data).format or "", "application/octet-stream")
   return fetched, mime
+
+
+def explain_inputs(upload: uploads.Upload, pixels: int, model, overlay_size: int,
+                   budget: uploads.PixelBudget):
+  """(the picture at about the overlay's size, the model's view) of one file, in budget."""
+  with budget.reserve(pixels):
+    try:
+      view = model.view(upload.data)
+    except image_io.ImageDecodeError as error:
+      raise InputError(http_errors.UNPROCESSABLE, f"{upload.name}: {error}") from None
+    picture = uploads.decode(upload, max(pixels, 1), draft_size=overlay_size)
+    if not isinstance(picture, uploads.Refusal):
+      picture.thumbnail((overlay_size, overlay_size), Image.Resampling.LANCZOS)
+  memory.release()
+  if isinstance(picture, uploads.Refusal):
+    raise InputError(picture.status, f"{upload.name}: {picture.reason}")
+  return picture, view
 
 
 def check_export(rows: list[ExportRow], max_rows: int, scheme) -> list[dict]:
@@ -112,10 +145,10 @@ def check_export(rows: list[ExportRow], max_rows: int, scheme) -> list[dict]:
       chosen = row.labels.get(task)
       if chosen is None or chosen not in ("",) + names:
         raise InputError(http_errors.UNPROCESSABLE,
-                         f"{row.image}: {task} must be one of {', '.join(names)} "
-                         f"or empty, not {chosen!r}")
+                         f"{shortened(row.image)}: {task} must be one of {', '.join(names)} "
+                         f"or empty, not {'nothing' if chosen is None else shortened(chosen)}")
       if task not in row.predicted:
-        raise InputError(http_errors.UNPROCESSABLE, f"{row.image}: no predicted {task}")
+        raise InputError(http_errors.UNPROCESSABLE, f"{shortened(row.image)}: no predicted {task}")
     checked.append({"image": row.image, "labels": row.labels, "source_url": row.source_url,
                     "predicted": {**{task: row.predicted[task].model_dump()
                                      for task in scheme.tasks},
@@ -123,7 +156,8 @@ def check_export(rows: list[ExportRow], max_rows: int, scheme) -> list[dict]:
   return checked
 
 
-def add_model_routes(app: FastAPI, runner: ModelRunner, settings: ml_collections.ConfigDict) -> None:
+def add_model_routes(app: FastAPI, runner: ModelRunner, settings: ml_collections.ConfigDict,
+                     budget: uploads.PixelBudget) -> None:
   """/api/health, /api/predict and /api/explain: the API for collection systems."""
 
   @app.get("/api/health")
@@ -138,21 +172,31 @@ def add_model_routes(app: FastAPI, runner: ModelRunner, settings: ml_collections
     count = neighbour_images.count_of(neighbours, settings.neighbours, settings.max_neighbours)
     uploads.check_count(len(files), settings.max_batch_size)
     batch = await read_uploads(files, settings.max_file_bytes)
-    await run_in_threadpool(uploads.decode_all, batch, settings.max_pixels)  # refuse bad files
-    results = await run_in_threadpool(runner.predict, [upload.data for upload in batch], count)
+    pixels = await run_in_threadpool(uploads.check_pixels, batch, settings.max_pixels,
+                                     settings.max_request_pixels)
+    views = await run_in_threadpool(uploads.to_views, batch, pixels, runner.model.view, budget)
+    results = await run_in_threadpool(runner.predict_views, views, count)
     return {"results": [{"image": upload.name, **result}
                         for upload, result in zip(batch, results)]}
 
   @app.post("/api/explain")
-  async def explain(file: UploadFile = File()) -> dict[str, Any]:
-    """Grad-CAM overlays (PNG data URLs) per task: where each head looked."""
-    batch = await read_uploads([file], settings.max_file_bytes)
-    picture, = await run_in_threadpool(uploads.decode_all, batch, settings.max_pixels)
-    overlays = await run_in_threadpool(runner.explain, picture, batch[0].data)
+  async def explain(file: list[UploadFile] = File()) -> dict[str, Any]:
+    """Grad-CAM overlays (PNG data URLs) per task of one file: where each head looked."""
+    if len(file) != 1:
+      names = ", ".join(shortened(f.filename or "?", 40) for f in file[:4])
+      raise InputError(http_errors.BAD_REQUEST, f"explain takes one file, not {len(file)} "
+                       f"({names}): send each file in its own request")
+    batch = await read_uploads(file, settings.max_file_bytes)
+    pixels = await run_in_threadpool(uploads.check_pixels, batch, settings.max_pixels,
+                                     settings.max_request_pixels)
+    picture, view = await run_in_threadpool(explain_inputs, batch[0], pixels[0], runner.model,
+                                            settings.overlay_size, budget)
+    overlays = await run_in_threadpool(runner.explain, picture, view)
     return {"image": batch[0].name, "overlays": overlays}
 
 
-def add_page_routes(app: FastAPI, runner: ModelRunner, settings: ml_collections.ConfigDict) -> None:
+def add_page_routes(app: FastAPI, runner: ModelRunner, settings: ml_collections.ConfigDict,
+                    budget: uploads.PixelBudget) -> None:
   """The page, its static files, and the two calls only it needs: /api/fetch and /api/export."""
   app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -163,7 +207,7 @@ def add_page_routes(app: FastAPI, runner: ModelRunner, settings: ml_collections.
   @app.post("/api/fetch")
   async def fetch(request: FetchRequest) -> Response:
     """The image at a URL, checked, for the page to predict like an uploaded file."""
-    fetched, mime = await run_in_threadpool(fetch_image, request.url, settings)
+    fetched, mime = await run_in_threadpool(fetch_image, request.url, settings, budget)
     return Response(fetched.data, media_type=mime, headers={
         "X-Image-Name": urllib.parse.quote(fetched.name),
         "X-Source-Url": urllib.parse.quote(fetched.url, safe=":/?&=#%")})
@@ -177,8 +221,10 @@ def add_page_routes(app: FastAPI, runner: ModelRunner, settings: ml_collections.
                     headers={"Content-Disposition": 'attachment; filename="artclf_batch.csv"'})
 
 
-def create_app(model, settings: ml_collections.ConfigDict) -> FastAPI:
-  """The app for one `TrainedModel` and the serve settings (configs/serve.py)."""
+def create_app(model, settings: ml_collections.ConfigDict,
+               listen_host: str | None = None) -> FastAPI:
+  """The app for one `TrainedModel` and the serve settings (configs/serve.py); requests
+  may name `listen_host`, the loopback names and settings.allowed_hosts as their Host."""
   runner = ModelRunner(model, settings.low_confidence_threshold, settings.flip_tta,
                        settings.overlay_size)
   # No /docs: Swagger UI loads its scripts from a CDN, which the page's policy (and an
@@ -189,22 +235,27 @@ def create_app(model, settings: ml_collections.ConfigDict) -> FastAPI:
   app.state.runner = runner
   app.state.settings = settings
   http_errors.install(app)
-  app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+  app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes,
+                     max_json_bytes=settings.max_json_bytes)
   app.add_middleware(SecurityHeadersMiddleware)
-  add_model_routes(app, runner, settings)
+  app.add_middleware(HostCheckMiddleware,
+                     allowed=allowed_names(settings.allowed_hosts, listen_host))
+  budget = uploads.PixelBudget(settings.max_pixels_in_flight)
+  add_model_routes(app, runner, settings, budget)
   neighbour_images.add_routes(app, runner)
-  add_page_routes(app, runner, settings)
+  add_page_routes(app, runner, settings, budget)
   teach_routes.add_routes(app, runner, settings)
   return app
 
 
-def load_app(workdir: str | pathlib.Path, settings: ml_collections.ConfigDict) -> FastAPI:
+def load_app(workdir: str | pathlib.Path, settings: ml_collections.ConfigDict,
+             listen_host: str | None = None) -> FastAPI:
   """Loads the workdir's model, compiles it for every batch size a request can use, builds the app."""
   from artclf.serve import predict as predict_lib  # Deferred: pulls in JAX.
   start = time.perf_counter()
   model = predict_lib.load_model(workdir)
   loaded = time.perf_counter() - start
-  app = create_app(model, settings)
+  app = create_app(model, settings, listen_host)
   compiled = app.state.runner.warm_up(settings.max_batch_size)
   logging.info("model of %s loaded in %.1f s, compiled and warmed up in %.1f s",
                model.workdir, loaded, compiled)

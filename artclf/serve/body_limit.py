@@ -1,5 +1,9 @@
 """An ASGI middleware that refuses request bodies over a byte limit with 413.
 
+Any body but a multipart upload (JSON, or a body without a Content-Type, which FastAPI
+parses as JSON) has its own, smaller limit, checked the same way, so that no oversized
+JSON is ever parsed.
+
 A declared Content-Length over the limit is refused before any byte is read. A body
 without one (chunked) is counted as it arrives: past the limit the app gets an empty
 end of body, and whatever it answers is replaced by the 413, so nothing past the limit
@@ -13,15 +17,17 @@ import json
 
 class BodyLimitMiddleware:
 
-  def __init__(self, app, max_bytes: int):
+  def __init__(self, app, max_bytes: int, max_json_bytes: int | None = None):
     self.app = app
     self.max_bytes = max_bytes
+    self.max_json_bytes = max_bytes if max_json_bytes is None else min(max_json_bytes, max_bytes)
 
-  def _message(self) -> bytes:
-    return json.dumps({"error": f"the request is over the limit of {self.max_bytes} bytes"}).encode()
+  @staticmethod
+  def _message(what: str, limit: int) -> bytes:
+    return json.dumps({"error": f"the {what} is over the limit of {limit} bytes"}).encode()
 
-  async def _refuse(self, send) -> None:
-    body = self._message()
+  async def _refuse(self, send, what: str, limit: int) -> None:
+    body = self._message(what, limit)
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode()),
@@ -32,9 +38,12 @@ class BodyLimitMiddleware:
     if scope["type"] != "http":
       await self.app(scope, receive, send)
       return
-    declared = dict(scope["headers"]).get(b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-      await self._refuse(send)
+    headers = dict(scope["headers"])
+    upload = headers.get(b"content-type", b"").lower().startswith(b"multipart/")
+    limit, what = (self.max_bytes, "request") if upload else (self.max_json_bytes, "JSON body")
+    declared = headers.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+      await self._refuse(send, what, limit)
       return
     received = 0
     exceeded = False
@@ -46,7 +55,7 @@ class BodyLimitMiddleware:
       message = await receive()
       if message["type"] == "http.request":
         received += len(message.get("body", b""))
-        if received > self.max_bytes:
+        if received > limit:
           exceeded = True
           return {"type": "http.request", "body": b"", "more_body": False}
       return message
@@ -58,11 +67,11 @@ class BodyLimitMiddleware:
       if exceeded and not started:  # the app's answer to a cut-off body is replaced
         if not refused:
           refused = True
-          await self._refuse(send)
+          await self._refuse(send, what, limit)
         return
       started = True
       await send(message)
 
     await self.app(scope, counting_receive, guarded_send)
     if exceeded and not started and not refused:
-      await self._refuse(send)
+      await self._refuse(send, what, limit)

@@ -3,41 +3,91 @@
 Files stream through in batches with bounded memory, whatever their number: threads
 decode the next batches (grain) while the model runs on this one; each result is printed
 and written to the output file as soon as it is known, so that a crash loses nothing
-already done, and `--resume` skips the images the output file already holds. A progress
-line on stderr gives images/s and the time left. An unreadable file gets its own error
-line and the rest go on; the exit status is 1 if any input failed.
+already done, and `--resume` skips the images the output file already holds (the file's
+format and its resume: `predict_output`). A progress line on stderr gives images/s and the
+time left. An unreadable file gets its own error line and the rest go on; the exit status
+is 1 if any input failed. Entries of a folder that are not image files (other types, no
+extension, FIFOs, broken or looping links) are counted and named in the closing summary,
+e.g. `predicted 29/36, 7 skipped: ...`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import dataclasses
 import os
 import pathlib
+import stat
 import sys
+import tempfile
 import time
 from typing import Iterable, Iterator, Sequence
 
 import grain
 import numpy as np
 
+from artclf.serve import csv_cells, predict_output
 from artclf.serve import predict as predict_lib
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
-OUTPUT_SUFFIXES = (".csv", ".json", ".jsonl")
+
+
+@dataclasses.dataclass
+class Inputs:
+  files: list[pathlib.Path]
+  skipped: list[tuple[pathlib.Path, str]]  # entries of folders that are not image files
+
+  def summary(self) -> str:
+    """'N skipped: name (why); ...' (the first ten), or ''."""
+    if not self.skipped:
+      return ""
+    shown = "; ".join(f"{path} ({why})" for path, why in self.skipped[:10])
+    more = f"; and {len(self.skipped) - 10} more" if len(self.skipped) > 10 else ""
+    return f"{len(self.skipped)} skipped: {shown}{more}"
+
+
+def find_inputs(paths: Iterable[str]) -> Inputs:
+  """Files as given, and the image files inside folders (sorted, recursively, links to
+  folders not followed); every other entry of a folder is counted as skipped, with why."""
+  inputs = Inputs([], [])
+  for raw in paths:
+    path = pathlib.Path(raw)
+    if not path.is_dir():
+      inputs.files.append(path)
+      continue
+    found = []
+    for folder, dirs, names in os.walk(path):
+      links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+      for entry in (pathlib.Path(folder) / name for name in names + links):
+        why = _skip_reason(entry)
+        if why:
+          inputs.skipped.append((entry, why))
+        else:
+          found.append(entry)
+    inputs.files.extend(sorted(found))
+  inputs.skipped.sort()
+  return inputs
+
+
+def _skip_reason(entry: pathlib.Path) -> str:
+  """Why a folder's entry is not predicted, or '' for an image file."""
+  try:
+    mode = entry.stat().st_mode
+  except OSError:
+    return "a broken link or a link loop"
+  if stat.S_ISDIR(mode):
+    return "a link to a folder, not followed"
+  if not stat.S_ISREG(mode):
+    return "not a regular file (a FIFO, socket or device)"
+  if not entry.suffix:
+    return "no file extension"
+  if entry.suffix.lower() not in IMAGE_SUFFIXES:
+    return f"{entry.suffix} is not a supported image type"
+  return ""
 
 
 def expand_inputs(paths: Iterable[str]) -> list[pathlib.Path]:
-  """Files as given, and the image files inside folders (sorted, recursively)."""
-  found = []
-  for raw in paths:
-    path = pathlib.Path(raw)
-    if path.is_dir():
-      found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
-    else:
-      found.append(path)
-  return found
+  """The files `find_inputs` would predict."""
+  return find_inputs(paths).files
 
 
 def decoded_batches(files: Sequence[pathlib.Path], model, batch_size: int,
@@ -53,99 +103,6 @@ def decoded_batches(files: Sequence[pathlib.Path], model, batch_size: int,
       batch_size, batch_fn=list).to_iter_dataset(
           grain.ReadOptions(num_threads=threads, prefetch_buffer_size=2 * max(threads, 1)))
   yield from stream
-
-
-class ResultWriter:
-  """Appends results to a .csv, .jsonl or .json file as they come (see `read_done`)."""
-
-  def __init__(self, path: pathlib.Path, append: bool):
-    """Opens the file (so that an unwritable one fails before the model loads)."""
-    self.path, self.suffix, self.scheme, self.neighbours = path, path.suffix.lower(), None, False
-    if self.suffix not in OUTPUT_SUFFIXES:
-      raise ValueError(f"--output {path}: use a .csv, .jsonl or .json file")
-    self.fresh = not (append and path.exists() and path.stat().st_size)
-    if self.suffix == ".json" and not self.fresh:
-      _reopen_json_array(path)
-    self.file = open(path, "w" if self.fresh else "a", encoding="utf-8", newline="")
-    self.first = self.fresh
-
-  def begin(self, scheme, neighbours: bool = False) -> None:
-    """Writes the header of a new file; the CSV columns follow the run's scheme."""
-    self.scheme, self.neighbours = scheme, neighbours
-    if self.fresh and self.suffix == ".csv":
-      csv.writer(self.file).writerow(csv_columns(scheme, neighbours))
-    elif self.fresh and self.suffix == ".json":
-      self.file.write("[\n")
-
-  def write(self, name: str, result: dict | None, error: str) -> None:
-    if self.suffix == ".csv":
-      row = csv_row(name, result, error, self.scheme)
-      csv.writer(self.file).writerow(row + ([neighbour_ids(result)] if self.neighbours else []))
-    else:
-      record = json.dumps({"image": name, "error": error or None, **(result or {})})
-      prefix = "" if self.suffix == ".jsonl" or self.first else ",\n"
-      self.file.write(prefix + record + ("\n" if self.suffix == ".jsonl" else ""))
-    self.first = False
-    self.file.flush()
-
-  def close(self) -> None:
-    if self.suffix == ".json":
-      self.file.write("\n]\n")
-    self.file.close()
-
-
-def _reopen_json_array(path: pathlib.Path) -> None:
-  """Drops the closing ']' of a JSON array written earlier, so records can follow."""
-  text = path.read_text(encoding="utf-8").rstrip()
-  if text.endswith("]"):
-    path.write_text(text[:-1].rstrip() + "\n", encoding="utf-8")
-
-
-def read_done(path: pathlib.Path) -> set[str]:
-  """The image names an output file already holds (rows cut off by a crash are ignored)."""
-  if not path.exists():
-    return set()
-  text = path.read_text(encoding="utf-8")
-  if path.suffix.lower() == ".csv":
-    return {row["image"] for row in csv.DictReader(io.StringIO(text)) if row.get("image")}
-  done = set()
-  for line in text.splitlines():
-    line = line.strip().lstrip(",").strip()
-    if line.startswith("{"):
-      try:
-        done.add(json.loads(line.rstrip(","))["image"])
-      except (ValueError, KeyError):
-        continue
-  return done
-
-
-def csv_columns(scheme, neighbours: bool = False) -> list[str]:
-  """image, error, then per task of the run: <task>, <task>_probability, <task>_p_<class>...;
-  familiarity, unfamiliar; with neighbours, `neighbours` (see `neighbour_ids`)."""
-  columns = ["image", "error"]
-  for task, names in scheme.classes.items():
-    columns += [task, f"{task}_probability"] + [f"{task}_p_{c}" for c in names]
-  return columns + ["familiarity", "unfamiliar"] + (["neighbours"] if neighbours else [])
-
-
-def neighbour_ids(result: dict | None) -> str:
-  """The nearest training photos' object ids (their paths where they have none), nearest
-  first, space-separated."""
-  found = (result or {}).get("neighbours") or []
-  return " ".join(n.get("object_id") or n["image"] for n in found)
-
-
-def csv_row(name: str, result: dict | None, error: str, scheme) -> list:
-  row = [name, error]
-  for task, names in scheme.classes.items():
-    if result is None:
-      row += [""] * (2 + len(names))
-    else:
-      row += [result[task]["label"], f"{result[task]['probability']:.6f}"]
-      row += [f"{result[task]['distribution'][c]:.6f}" for c in names]
-  if result is None or result.get("familiarity") is None:
-    return row + ["", ""]
-  return row + [f"{result['familiarity']:.4f}", "true" if result["unfamiliar"] else "false"]
 
 
 def format_line(name: str, result: dict | None, error: str, width: int, tasks) -> str:
@@ -185,22 +142,17 @@ def run_cli(paths: Sequence[str], workdir: str, output: str | None = None,
             batch_size: int = 32, threads: int = 4, stream=sys.stdout,
             neighbours: int = 0) -> int:
   """The CLI's work, importable for tests: returns the exit status."""
-  files = expand_inputs(paths)
-  if not files:
-    print("no images found in the given paths", file=sys.stderr)
+  inputs = find_inputs(paths)
+  if not inputs.files:
+    print("no images found in the given paths" + (f"; {inputs.summary()}" if inputs.skipped
+                                                  else ""), file=sys.stderr)
     return 1
-  writer = None
-  if output:
-    output_path = pathlib.Path(output)
-    done = read_done(output_path) if resume else set()
-    files = [f for f in files if str(f) not in done]
-    if done:
-      print(f"resuming: {len(done)} images already in {output_path}", file=sys.stderr)
-    try:  # before the model loads: a bad --output fails in a second, not after the work
-      writer = ResultWriter(output_path, append=resume)
-    except OSError as error:
-      print(f"error: cannot write {output_path}: {error.strerror}", file=sys.stderr)
-      return 2
+  try:  # before the model loads: a bad --output fails in a second, not after the work
+    files, writer = _open_output(inputs.files, output, resume, str(pathlib.Path(workdir).resolve()))
+    _check_writable(explain_dir)
+  except OSError as error:
+    print(f"error: cannot write {error.filename}: {error.strerror}", file=sys.stderr)
+    return 2
   model = predict_lib.load_model(workdir)
   if writer:
     writer.begin(model.scheme, neighbours > 0)
@@ -208,9 +160,40 @@ def run_cli(paths: Sequence[str], workdir: str, output: str | None = None,
                            stream, neighbours)
   if writer:
     writer.close()
-  if failed:
-    print(f"{failed} of {len(files)} inputs could not be read", file=sys.stderr)
+  summary = [f"predicted {len(files) - failed}/{len(files) + len(inputs.skipped)}"]
+  summary += [f"{failed} could not be read"] if failed else []
+  summary += [inputs.summary()] if inputs.skipped else []
+  print(", ".join(summary), file=sys.stderr)
   return 1 if failed else 0
+
+
+def _open_output(files: list[pathlib.Path], output: str | None, resume: bool, workdir: str):
+  """(the files still to predict, the output's writer or None); with `resume`, the files
+  the output already holds are left out (see `predict_output.read_done`)."""
+  if not output:
+    return files, None
+  path = pathlib.Path(output)
+  done = predict_output.read_done(path, workdir) if resume else set()
+  if done:  # a CSV holds the path as its cell (control characters replaced)
+    files = [f for f in files
+             if not {str(f.resolve()), csv_cells.text_cell(str(f.resolve()))} & done]
+    print(f"resuming: {len(done)} images already in {path}", file=sys.stderr)
+  try:
+    return files, predict_output.ResultWriter(path, append=resume, workdir=workdir)
+  except OSError as error:
+    raise OSError(error.errno, error.strerror, str(path)) from None
+
+
+def _check_writable(folder: str | None) -> None:
+  """Creates `folder` and writes a file into it; OSError naming it if that fails."""
+  if not folder:
+    return
+  try:
+    pathlib.Path(folder).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder):
+      pass
+  except OSError as error:
+    raise OSError(error.errno, error.strerror, folder) from None
 
 
 def _predict_stream(files, model, writer, explain_dir, flip_tta, batch_size, threads,

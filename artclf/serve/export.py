@@ -10,18 +10,18 @@ tasks the person changed, space-separated) and `source_url` (for images fetched 
 split, so a batch cannot go into training before someone decides where it belongs. Put
 the CSV beside the photos as labels.csv (or append its rows to one) and fill the split.
 
-A cell that a spreadsheet would run as a formula (starting with = + - @, tab or CR) gets
-a leading apostrophe: file names and URLs come from outside.
+Every cell goes through `csv_cells` (the predict CLI's writer too): file names, URLs and
+labels come from outside, so control characters are replaced, a cell a spreadsheet would
+run as a formula gets a leading apostrophe, and NaN or infinite probabilities a client
+sent are written empty.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Iterable
 
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+from artclf.serve import csv_cells
 
 
 def columns(tasks) -> list[str]:
@@ -32,27 +32,24 @@ def columns(tasks) -> list[str]:
           "source_url"]
 
 
-def safe_cell(text: str) -> str:
-  return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
 def csv_row(row: dict, tasks) -> list[str]:
   """row: image, labels {task: name or ''}, predicted (predict's result dict), source_url."""
   chosen, predicted = row["labels"], row["predicted"]
-  cells = [safe_cell(row["image"]), *(chosen[task] for task in tasks), ""]
+  text, number = csv_cells.text_cell, csv_cells.number_cell
+  cells = [text(row["image"]), *(text(chosen[task]) for task in tasks), ""]
   for task in tasks:
-    cells += [predicted[task]["label"], f"{float(predicted[task]['probability']):.6f}"]
-  familiarity = predicted.get("familiarity")
-  cells += (["", ""] if familiarity is None else
-            [f"{float(familiarity):.4f}", "true" if predicted.get("unfamiliar") else "false"])
+    cells += [text(predicted[task]["label"]), number(predicted[task]["probability"], 6)]
+  familiarity = number(predicted.get("familiarity"), 4)
+  cells += (["", ""] if not familiarity else
+            [familiarity, "true" if predicted.get("unfamiliar") else "false"])
   corrected = [task for task in tasks if chosen[task] != predicted[task]["label"]]
-  return cells + [" ".join(corrected), safe_cell(row.get("source_url") or "")]
+  return cells + [" ".join(corrected), text(row.get("source_url") or "")]
 
 
 def to_csv(rows: Iterable[dict], tasks) -> str:
-  buffer = io.StringIO()
-  writer = csv.writer(buffer, lineterminator="\n")
-  writer.writerow(columns(tasks))
+  buffer = io.StringIO(newline="")
+  writer = csv_cells.CsvWriter(buffer)
+  writer.row(columns(tasks))
   for row in rows:
-    writer.writerow(csv_row(row, tasks))
+    writer.row(csv_row(row, tasks))
   return buffer.getvalue()

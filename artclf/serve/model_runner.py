@@ -69,13 +69,25 @@ class ModelRunner:
       model = self.model
       results = predict_lib.predict(list(images), model=model, flip_tta=self.flip_tta,
                                     neighbours=neighbours)
+    return self._answers(results, model, neighbours)
+
+  def predict_views(self, views: Sequence[np.ndarray], neighbours: int = 0) -> list[dict]:
+    """As `predict`, of evaluation views already made (`TrainedModel.view` of the files)."""
+    with self._lock:
+      model = self.model
+      results = predict_lib.results_of_views(model, np.stack(views), self.flip_tta,
+                                             neighbours=neighbours)
+    return self._answers(results, model, neighbours)
+
+  def _answers(self, results: list[dict], model, neighbours: int) -> list[dict]:
     out = []
     for result in results:
       item = to_jsonable(result)
       item["low_confidence"] = low_confidence_tasks(item, model.scheme.tasks,
                                                     self.low_confidence_threshold)
       if neighbours:
-        item["neighbours"] = [neighbour_images.public_neighbour(n, self.run_name)
+        run = model.workdir.name if model.workdir else ""
+        item["neighbours"] = [neighbour_images.public_neighbour(n, run)
                               for n in item.get("neighbours", [])]
       out.append(item)
     return out
@@ -105,22 +117,19 @@ class ModelRunner:
       self.model = model
     return seconds
 
-  def explain(self, picture: Image.Image, data: bytes | None = None) -> dict[str, str]:
+  def explain(self, picture: Image.Image, view: np.ndarray | None = None) -> dict[str, str]:
     """{task: PNG data URL of the Grad-CAM overlay}, at most `overlay_size` px on a side.
 
-    `data`, the file's bytes, gives the view the model saw in `predict`.
+    `view`, made from the file's bytes, is the view the model saw in `predict`; the
+    picture is shrunk to the overlay's size first, and the maps made at that size.
     """
-    with self._lock:
-      view = None if data is None else self.model.view(data)
-      heatmaps = gradcam.explain(self.model, picture, view)
     shown = picture.copy()
     shown.thumbnail((self.overlay_size, self.overlay_size), Image.Resampling.LANCZOS)
-    overlays = {}
-    for task, heatmap in heatmaps.items():
-      small = Image.fromarray(np.asarray(heatmap, np.float32), mode="F").resize(
-          shown.size, Image.Resampling.BILINEAR)
-      overlays[task] = png_data_url(gradcam.overlay(shown, np.clip(np.asarray(small), 0, 1)))
-    return overlays
+    view = self.model.view(picture) if view is None else view
+    with self._lock:
+      heatmaps = gradcam.explain(self.model, shown, view)
+    return {task: png_data_url(gradcam.overlay(shown, heatmap))
+            for task, heatmap in heatmaps.items()}
 
   def warm_up(self, max_batch_size: int) -> float:
     """Compiles every padded batch size a request can use, and Grad-CAM; returns seconds."""
@@ -139,8 +148,9 @@ class ModelRunner:
     return time.perf_counter() - start
 
   def health(self) -> dict:
-    """What the model is: run name, lineage (the runs it was adapted from, see
-    `runs.lineage_of`), workdir, sha256 of its config.json, trunk, tasks and classes."""
+    """What the model is: run name (the workdir's folder name; no absolute path: a page of
+    another site must not learn the machine's folders), lineage (the runs it was adapted
+    from, see `runs.lineage_of`), sha256 of its config.json, trunk, tasks and classes."""
     workdir = self.model.workdir
     config_path = workdir / "config.json" if workdir else None
     config_hash = (hashlib.sha256(config_path.read_bytes()).hexdigest()
@@ -149,7 +159,7 @@ class ModelRunner:
         "status": "ok",
         "run": self.run_name,
         "lineage": runs.lineage_of(workdir) if workdir else [],
-        "workdir": str(workdir) if workdir else None,
+        "workdir": workdir.name if workdir else None,
         "config_hash": config_hash,
         "trunk": self.model.config.model.trunk,
         "image_size": self.model.image_size,

@@ -87,7 +87,9 @@ def add_correction_routes(app: FastAPI, runner, store: teaching.CorrectionStore,
     if refusal := uploads.too_large(name, file.size or 0, settings.max_file_bytes):
       raise uploads.refuse([refusal], 1)
     upload = uploads.Upload(name, await file.read())
-    await run_in_threadpool(uploads.decode_all, [upload], settings.max_pixels)
+    decoded = await run_in_threadpool(uploads.decode, upload, settings.max_pixels)
+    if isinstance(decoded, uploads.Refusal):
+      raise uploads.refuse([decoded], 1)
     chosen = checked_labels(labels, runner.model.scheme, name)
     key = await run_in_threadpool(store.save, name, upload.data, chosen)
     return {"id": key, "count": len(await run_in_threadpool(store.listing))}

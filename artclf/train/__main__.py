@@ -43,12 +43,16 @@ def main(argv) -> int:
   from artclf.train import trainer, workdir
   try:
     summary = trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except (trainer.TrainingDiverged, imagenet.WeightsError, ValueError) as error:
-    # The expected failures (a refused resume, bad data or config, missing weights, a
-    # diverged loss) end in one line; anything else is a bug and keeps its traceback.
-    return runtime.report_error(error)
-  except OSError as error:
-    return runtime.report_error(workdir.describe_os_error(error))
+  except Exception as error:  # pylint: disable=broad-except
+    # The expected failures (a full disk, a refused resume, bad data or config, missing
+    # weights, a diverged loss) end in one line; anything else is a bug and keeps its
+    # traceback.
+    disk = workdir.disk_error(error)
+    if disk is not None or isinstance(error, OSError):
+      return runtime.report_error(workdir.describe_os_error(disk or error, _WORKDIR.value))
+    if isinstance(error, (trainer.TrainingDiverged, imagenet.WeightsError, ValueError)):
+      return runtime.report_error(error)
+    raise
   logging.info("Done: %s", summary)
   return 0
 

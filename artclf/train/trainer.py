@@ -66,6 +66,7 @@ def class_weights_from(train: dataset.LabelledSplit, scheme: scheme_lib.LabelSch
                        loss_config) -> dict[str, np.ndarray] | None:
   if not loss_config.class_weights:
     return None
+  balance.check_every_task_labelled(train.labels, scheme, train.name)
   counts = balance.class_counts(train.labels, scheme)
   return {task: balance.class_weights(counts[task], power=loss_config.class_weight_power)
           for task in scheme.tasks}

@@ -16,6 +16,8 @@ import fcntl
 import json
 import os
 import pathlib
+import re
+import shutil
 from typing import Iterator
 
 import ml_collections
@@ -93,11 +95,72 @@ def save_config(workdir: pathlib.Path, config: ml_collections.ConfigDict) -> Non
   os.replace(tmp, path)
 
 
-def describe_os_error(error: OSError) -> str:
-  """One line for a failed write: a full disk or a read-only folder, with what to do."""
+class WriteFailed(Exception):
+  """A write of the run failed (a full disk, a read-only folder); the message says what was
+  kept and what to do. Orbax leaves its saves in flight, which would print tracebacks at
+  shutdown, so the process ends as soon as this is reported."""
+  exit_at_once = True
+
+
+def describe_os_error(error: OSError, workdir: str | os.PathLike | None = None) -> WriteFailed:
+  """One line for a failed write: what was full or read-only, where, and what was kept."""
   where = f" ({error.filename})" if error.filename else ""
-  if error.errno == errno.ENOSPC:
-    return f"the disk is full{where}: free some space; the last complete checkpoint is kept"
+  if error.errno in (errno.ENOSPC, errno.EDQUOT):
+    if workdir is None:
+      return WriteFailed(f"the disk is full{where}: free some space; the last complete "
+                         "checkpoint is kept")
+    writing = f"writing {error.filename}" if error.filename else "saving the run"
+    return WriteFailed(f"the disk holding {workdir} is full ({_disk_space(workdir)}) while "
+                       f"{writing}; kept: {_kept(pathlib.Path(workdir))}; free some space and "
+                       "run the same command again to resume")
   if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-    return f"cannot write{where}: {error.strerror}; choose a writable --workdir"
-  return f"{error.strerror or error}{where}"
+    return WriteFailed(f"cannot write{where}: {error.strerror}; choose a writable --workdir")
+  return WriteFailed(f"{error.strerror or error}{where}")
+
+
+def disk_error(error: BaseException) -> OSError | None:
+  """The full or read-only disk behind `error`, if any: an OSError in its chain, or the
+  text orbax and tensorstore give it ('... Failed writing: "PATH": ... No space left')."""
+  seen = error
+  while seen is not None:
+    if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+      return seen
+    seen = seen.__cause__ or seen.__context__
+  text = str(error)
+  if "No space left on device" not in text:
+    return None
+  found = re.search(r'(?:writing local file|Failed writing:) "([^"]+)"', text)
+  path = re.sub(r"\.orbax-checkpoint-tmp.*$", "", found.group(1)) if found else None
+  return OSError(errno.ENOSPC, "No space left on device", path)
+
+
+def _disk_space(path: str | os.PathLike) -> str:
+  """'12 KB free of 400 KB on /mnt' for the file system holding `path`."""
+  path = pathlib.Path(path).resolve()
+  while not path.exists() and path != path.parent:
+    path = path.parent
+  mount = path
+  while not os.path.ismount(mount) and mount != mount.parent:
+    mount = mount.parent
+  usage = shutil.disk_usage(path)
+  return f"{_size(usage.free)} free of {_size(usage.total)} on {mount}"
+
+
+def _size(count: float) -> str:
+  """'0 bytes', '400.0 KB', '1.5 GB'."""
+  for unit in ("bytes", "KB", "MB"):
+    if count < 1024:
+      return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+    count /= 1024
+  return f"{count:.1f} GB"
+
+
+def _kept(workdir: pathlib.Path) -> str:
+  """The complete checkpoints in the workdir (a save cut off leaves only a tmp folder)."""
+  def steps(folder):
+    return sorted(int(p.name) for p in (workdir / folder).glob("*") if p.name.isdigit())
+  last, best = steps("checkpoints"), steps("best")
+  if not last and not best:
+    return "no complete checkpoint yet"
+  kept = [f"checkpoint of step {last[-1]} in {workdir / 'checkpoints'}"] if last else []
+  return ", ".join(kept + ([f"best of step {best[-1]}"] if best else []))

@@ -92,3 +92,12 @@ def test_sampling_balances_any_task_of_a_scheme():
   assert probabilities[3] == pytest.approx(0.5)
   with pytest.raises(ValueError, match="museum"):
     balance.sampling_weights(_ids([0, 1]), SCHEME, "museum")
+
+
+def test_a_task_without_any_label_is_named_with_its_split():
+  ids = _ids([0, 1, 2, 1])  # medium and period unknown on every row
+  with pytest.raises(ValueError, match="the train split has no medium or period label at all"):
+    balance.check_every_task_labelled(ids, SCHEME, "train")
+  with pytest.raises(ValueError, match="the train split has no medium or period label at all"):
+    balance.sampling_weights(ids, SCHEME, "product")
+  assert balance.sampling_weights(ids, SCHEME, "culture").sum() == pytest.approx(1.0)

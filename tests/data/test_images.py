@@ -166,3 +166,18 @@ def test_draft_downscales_big_jpeg_but_not_below_request():
   data = _encode(Image.fromarray(_smooth_rgb(800, 600)), "JPEG")
   image = images.decode_image(data, draft_size=224)
   assert image.size == (400, 300)  # 1/2 scale; 1/4 would be 150 < 224.
+
+
+def test_a_float_tiff_holding_nan_is_refused_like_a_nan_array():
+  pixels = np.full((6, 5), 0.5, np.float32)
+  pixels[2, 3] = np.nan
+  data = _encode(Image.fromarray(pixels, mode="F"), "TIFF")
+  with pytest.raises(images.ImageDecodeError, match="holds NaN or infinite values"):
+    images.decode_image(data)
+  finite = _encode(Image.fromarray(np.full((6, 5), 0.5, np.float32), mode="F"), "TIFF")
+  assert _decode_array(finite)[0, 0].tolist() == [128, 128, 128]
+
+
+def test_an_image_without_pixels_is_one_clear_error():
+  with pytest.raises(images.ImageDecodeError, match="an image of 0 x 0 pixels holds no pixels"):
+    images.to_rgb(Image.new("RGB", (0, 0)))

@@ -154,3 +154,32 @@ def test_a_link_to_an_image_outside_the_folder_is_refused(tmp_path):
   (folder / "img" / "a.jpg").symlink_to(outside)
   with pytest.raises(DatasetError, match="line 2: image 'img/a.jpg' is a link to a file outside"):
     labels_csv.load_dataset(folder)
+
+
+@pytest.mark.parametrize("header, message", [
+    ("image,culture,medium,period,split,culture\n", "column 'culture' appears more than once"),
+    ("image,culture ,medium,period,split\n", "column 'culture ' has spaces around its name"),
+    ("image,culture,,period,split\n", "column 3 has no name"),
+])
+def test_repeated_empty_or_padded_column_names_are_refused_by_name(tmp_path, header, message):
+  folder = _make_folder(tmp_path, "img/a.jpg,egyptian,sculpture,late,train" +
+                        (",roman" if header.count(",") == 5 else "") + "\n", header=header)
+  with pytest.raises(DatasetError, match=f"labels.csv, line 1: {message}"):
+    labels_csv.load_dataset(folder)
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("img/a.jpg,A1,egyptian,sculpture,late,train,Sta\rtue\n", "line 2: a carriage return"),
+    ("img/a.jpg,A1,egyptian,sculpture,late,train,x\nimg/b.jpg,B2,\x00\x13,,,val,\n",
+     "line 3: the control character 0x00"),
+    ("img/a.jpg,A1,egyptian,sculpture,late,train,\"Statue\nimg/b.jpg,B2,roman,,early,val,\n",
+     "unexpected end of data"),
+])
+def test_a_bare_carriage_return_control_bytes_or_an_open_quote_are_named(tmp_path, rows, message):
+  with pytest.raises(DatasetError, match=f"labels.csv, {message}" if "line" in message else message):
+    labels_csv.load_dataset(_make_folder(tmp_path, rows))
+
+
+def test_windows_line_ends_still_load(tmp_path):
+  folder = _make_folder(tmp_path, GOOD_ROWS.replace("\n", "\r\n"), header=HEADER.replace("\n", "\r\n"))
+  assert [e.metadata["culture"] for e in labels_csv.load_dataset(folder).examples] == ["egyptian", "roman"]

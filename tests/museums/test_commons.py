@@ -9,6 +9,7 @@ PNG, a maxlag answer and a 429 with Retry-After.
 """
 
 import csv
+import hashlib
 import http.server
 import io
 import json
@@ -78,6 +79,11 @@ USAGE_TERMS = {"CC BY-SA 4.0": "Creative Commons Attribution-Share Alike 4.0",
 def _page_id(title: str) -> int:
   return 1000 + sorted(t for members in CATEGORIES.values() for t in members
                        if t.startswith("File:")).index(title)
+
+
+def _stable_seed(text: str) -> int:
+  """A seed of `text` that is the same in every process (unlike hash())."""
+  return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
 def _jpeg(seed: int) -> bytes:
@@ -178,7 +184,9 @@ class FakeCommons:
                    "query": {"pages": [self._page(t) for t in titles]}})
     if path.startswith("/thumb/"):
       n = self.count(path)
-      return 200, {"Content-Type": "image/jpeg"}, _jpeg(hash(path) % 10_000 + n * 0), \
+      # Seeded from a stable digest of the path: hash() of a string changes with every
+      # process (PYTHONHASHSEED), and two photographs could then get the same pixels.
+      return 200, {"Content-Type": "image/jpeg"}, _jpeg(_stable_seed(path) + n * 0), \
           self.image_delay
     return 404, {}, b"no such path", 0
 

@@ -5,6 +5,7 @@ import base64
 import csv
 import hashlib
 import io
+import json
 import re
 
 import numpy as np
@@ -24,11 +25,16 @@ from configs import serve as serve_config  # noqa: E402
 from tests.serve.conftest import jpeg_bytes  # noqa: E402
 
 
+LOCAL = "http://localhost"  # the Host a page on this machine sends (others are refused)
+
+
 def small_limits():
   settings = serve_config.get_config()
   settings.max_file_bytes = 200_000
   settings.max_request_bytes = 600_000
   settings.max_pixels = 1_000_000
+  settings.max_request_pixels = 2_000_000
+  settings.max_json_bytes = 60_000
   settings.max_batch_size = 4
   settings.url_timeout_seconds = 1.0
   settings.url_max_bytes = 200_000
@@ -44,7 +50,7 @@ def model(served_workdir):
 
 @pytest.fixture(scope="module")
 def client(model):
-  with TestClient(app_lib.create_app(model, small_limits())) as test_client:
+  with TestClient(app_lib.create_app(model, small_limits()), base_url=LOCAL) as test_client:
     yield test_client
 
 
@@ -68,7 +74,8 @@ def assert_same_prediction(item: dict, reference: dict):
 
 def test_health_names_the_model(client, served_workdir):
   health = client.get("/api/health").json()
-  assert health["workdir"] == str(served_workdir.resolve())
+  assert health["workdir"] == served_workdir.name  # no absolute path: the folder's name
+  assert str(served_workdir.parent) not in str(health)
   assert health["config_hash"] == hashlib.sha256((served_workdir / "config.json").read_bytes()).hexdigest()
   assert health["trunk"] == "tiny"
   assert health["classes"] == {task: list(names) for task, names in scheme_lib.DEFAULT.classes.items()}
@@ -121,6 +128,35 @@ def test_oversize_files_requests_and_images_get_413(client):
   assert pixels.status_code == 413 and "exceeds the limit of 1000000 pixels" in pixels.json()["error"]
 
 
+def test_the_pixels_of_a_whole_request_are_bounded_before_any_decoding(client):
+  buffer = io.BytesIO()
+  Image.new("RGB", (1000, 900)).save(buffer, "PNG")  # 0.9 MP in a few KB: each one passes
+  three = [("files", (f"{i}.png", buffer.getvalue())) for i in range(3)]
+  response = client.post("/api/predict", files=three)
+  assert response.status_code == 413
+  assert "3 images of 2700000 pixels in all; the limit is 2000000 pixels per request" in \
+      response.json()["error"]
+  assert client.post("/api/predict", files=three[:2]).status_code == 200
+
+
+def test_the_pixel_budget_makes_a_request_wait_for_room():
+  import threading  # pylint: disable=import-outside-toplevel
+  from artclf.serve import uploads  # pylint: disable=import-outside-toplevel
+  budget, order = uploads.PixelBudget(10), []
+
+  def second_request():
+    with budget.reserve(5):
+      order.append(("b decodes", budget.used))
+
+  with budget.reserve(8):
+    waiting = threading.Thread(target=second_request)
+    waiting.start()
+    waiting.join(0.2)
+    order.append("a released")
+  waiting.join(5)
+  assert order == ["a released", ("b decodes", 5)] and budget.used == 0
+
+
 def test_a_body_without_content_length_is_cut_off_at_the_limit(client):
   def chunks():
     boundary = b"--x\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.jpg\"\r\n\r\n"
@@ -152,7 +188,7 @@ def test_concurrent_requests_each_get_their_own_answer(model):
 
   async def send_all():
     transport = httpx2.ASGITransport(app=app)
-    async with httpx2.AsyncClient(transport=transport, base_url="http://test") as session:
+    async with httpx2.AsyncClient(transport=transport, base_url=LOCAL) as session:
       return await asyncio.gather(*[
           session.post("/api/predict", files=[("files", (f"{i}.jpg", data))])
           for i, data in enumerate(photos)])
@@ -176,6 +212,10 @@ def test_explain_gives_one_overlay_per_task(client):
     assert overlay.size == (64, 32)  # the picture's shape, at most overlay_size a side
   broken = client.post("/api/explain", files={"file": ("x.jpg", b"nope")})
   assert broken.status_code == 422 and broken.json()["error"].startswith("x.jpg: ")
+  two = client.post("/api/explain", files=[("file", ("a.jpg", jpeg_bytes(2))),
+                                           ("file", ("b.jpg", jpeg_bytes(3)))])
+  assert two.status_code == 400
+  assert "explain takes one file, not 2 ('a.jpg', 'b.jpg')" in two.json()["error"]
 
 
 def test_fetch_returns_the_checked_image(client, image_server):
@@ -204,7 +244,7 @@ def test_fetch_refuses_other_schemes_private_hosts_and_non_json(model, client):
   # Not JSON: a form post from another site cannot make the server fetch anything.
   form = client.post("/api/fetch", data={"url": "http://example.org/a.jpg"})
   assert 400 <= form.status_code < 500
-  with TestClient(app_lib.create_app(model, serve_config.get_config())) as strict:
+  with TestClient(app_lib.create_app(model, serve_config.get_config()), base_url=LOCAL) as strict:
     response = strict.post("/api/fetch", json={"url": "http://127.0.0.1:9/photo.jpg"})
   assert response.status_code == 422 and "local or private" in response.json()["error"]
 
@@ -249,6 +289,60 @@ def test_export_neutralises_formulas_and_refuses_unknown_labels(client):
   bad = dict(row, labels={**row["labels"], "culture": "martian"})
   response = client.post("/api/export", json={"rows": [bad]})
   assert response.status_code == 422 and "culture must be one of" in response.json()["error"]
+
+
+def test_export_cells_with_control_characters_nan_or_formulas_read_back_as_text(client, tmp_path):
+  labels = {t: c[0] for t, c in scheme_lib.DEFAULT.classes.items()}
+  predicted = prediction(labels)
+  predicted["culture"] = {"label": "=1+1", "probability": float("nan"), "distribution": {}}
+  predicted["medium"]["probability"] = float("inf")
+  name = "a.jpg\r=1+1+SUM(9)"  # from a fetched URL's path
+  body = json.dumps({"rows": [{"image": name, "labels": labels, "predicted": predicted}]})
+  response = client.post("/api/export", content=body,
+                         headers={"Content-Type": "application/json"})
+  assert response.status_code == 200
+  assert "\r=" not in response.text and "nan" not in response.text.lower()
+  row, = csv.DictReader(io.StringIO(response.text, newline=""))
+  assert row["image"] == "a.jpg\ufffd=1+1+SUM(9)" and row["predicted_culture"] == "'=1+1"
+  assert row["culture_probability"] == "" and row["medium_probability"] == ""
+  assert len(list(csv.reader(io.StringIO(response.text, newline="")))) == 2  # header, one row
+  # artclf's own loader reads the export back: as it is, it stops only at the empty split.
+  (tmp_path / "labels.csv").write_text(response.text, newline="")
+  (tmp_path / row["image"]).write_bytes(jpeg_bytes(1))
+  with pytest.raises(labels_csv.DatasetError, match="line 2: split '' is not one of"):
+    labels_csv.load_dataset(tmp_path)
+  (tmp_path / "labels.csv").write_text(response.text.replace(f"{labels['period']},,",
+                                                             f"{labels['period']},train,", 1),
+                                       newline="")
+  assert labels_csv.load_dataset(tmp_path).examples[0].image == row["image"]
+
+
+def test_a_json_body_over_its_limit_is_refused_before_parsing(client):
+  rows = [{"image": f"{i}.jpg", "labels": {}, "predicted": {}} for i in range(2000)]
+  response = client.post("/api/export", content=json.dumps({"rows": rows}),
+                         headers={"Content-Type": "application/json"})
+  assert response.status_code == 413
+  assert "the JSON body is over the limit of 60000 bytes" in response.json()["error"]
+
+
+def test_invalid_values_are_shortened_in_messages(client):
+  labels = {t: c[0] for t, c in scheme_lib.DEFAULT.classes.items()}
+  row = {"image": "a.jpg", "labels": dict(labels, culture="x" * 900),
+         "predicted": prediction(labels)}
+  error = client.post("/api/export", json={"rows": [row]}).json()["error"]
+  assert "culture must be one of" in error and "(+840 characters)" in error and len(error) < 300
+
+
+def test_a_host_header_naming_another_site_is_refused(model, client):
+  assert client.get("/api/health").status_code == 200
+  with TestClient(app_lib.create_app(model, small_limits()),
+                  base_url="http://rebound.example") as other:
+    response = other.get("/api/health")
+  assert response.status_code == 400 and "rebound.example" in response.json()["error"]
+  settings = small_limits()
+  settings.allowed_hosts = "rebound.example"
+  with TestClient(app_lib.create_app(model, settings), base_url="http://rebound.example") as named:
+    assert named.get("/api/health").status_code == 200
 
 
 def test_the_page_has_a_strict_policy_and_no_inline_script(client):

@@ -17,7 +17,7 @@ from artclf.data import dataset, tfds_builder
 from artclf.eval import evaluation
 from artclf.run import files as run_files
 from artclf.run import trained as trained_model
-from artclf.serve import collection, predict
+from artclf.serve import collection, predict, predict_output
 from tests.conftest import REPO_ROOT
 
 
@@ -132,7 +132,7 @@ def test_a_collection_resumes_where_its_output_file_ends(served_workdir, tmp_pat
   assert collection.run_cli([str(folder)], str(served_workdir), output=str(out), resume=True,
                             batch_size=2, stream=printed) == 0  # only the new ones: all good
   assert printed.getvalue().count("p0") == 2  # p03 and p04 predicted, the others skipped
-  names = sorted(collection.read_done(out))
+  names = sorted(predict_output.read_done(out))
   assert names == sorted(str(p) for p in folder.iterdir())
   if suffix == ".json":
     records = json.loads(out.read_text())  # still one valid JSON array

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -46,7 +47,7 @@ def test_serve_command_loads_the_model_then_answers(served_workdir):
   port = free_port()
   process = subprocess.Popen(
       [sys.executable, "-m", "artclf.serve", f"--workdir={served_workdir}", f"--port={port}",
-       "--config.max_batch_size=2"],
+       "--config.max_batch_size=2", "--config.header_timeout_seconds=1"],
       cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   try:
     line = wait_for_line(process, "open http://", timeout=180)
@@ -58,16 +59,31 @@ def test_serve_command_loads_the_model_then_answers(served_workdir):
         break
       except OSError:
         time.sleep(0.1)
-    assert health["workdir"] == str(served_workdir.resolve())
+    assert health["workdir"] == served_workdir.name
     assert health["limits"]["max_batch_size"] == 2  # --config.KEY=VALUE reaches the app
     body, content_type = multipart("a.jpg", jpeg_bytes(1))
     request = urllib.request.Request(f"{base}/api/predict", data=body,
                                      headers={"Content-Type": content_type})
     result, = json.load(urllib.request.urlopen(request, timeout=30))["results"]
     assert result["image"] == "a.jpg" and "culture" in result
+    _check_hosts_and_slow_clients(base, port)
   finally:
     process.send_signal(signal.SIGINT)
     process.wait(timeout=30)
+
+
+def _check_hosts_and_slow_clients(base, port):
+  """A Host header naming another site (DNS rebinding) is refused; a client that sends
+  its headers too slowly is cut off after header_timeout_seconds (1 s here)."""
+  rebound = urllib.request.Request(f"{base}/api/health", headers={"Host": "rebound.example:80"})
+  with pytest.raises(urllib.error.HTTPError) as refused:
+    urllib.request.urlopen(rebound, timeout=5)
+  assert refused.value.code == 400 and "rebound.example" in json.load(refused.value)["error"]
+  with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
+    slow.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127")
+    start = time.monotonic()
+    assert slow.recv(100) == b""  # closed by the server, nothing answered
+    assert time.monotonic() - start < 5
 
 
 def test_serve_command_says_when_the_workdir_is_not_a_training_run(tmp_path):

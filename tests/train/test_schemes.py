@@ -129,7 +129,7 @@ def test_the_api_serves_and_exports_the_runs_scheme(four_task_run):
   from artclf.serve import app as app_lib  # pylint: disable=import-outside-toplevel
   from configs import serve as serve_config  # pylint: disable=import-outside-toplevel
   client = TestClient(app_lib.create_app(trained_lib.load(four_task_run),
-                                         serve_config.get_config()))
+                                         serve_config.get_config()), base_url="http://localhost")
   health = client.get("/api/health").json()
   assert health["tasks"] == FOUR_TASKS.split(",")
   assert health["classes"]["culture"] == CULTURES and health["classes"]["museum"] == MUSEUMS

@@ -132,8 +132,54 @@ def test_missing_weights_end_the_train_command_in_one_line(data_dir, tmp_path):
       "efficientnet_lite2, or model.pretrained=False")
 
 
-def test_disk_errors_become_one_line_with_the_fix():
+def test_disk_errors_become_one_line_with_the_fix(tmp_path):
   full = OSError(errno.ENOSPC, "No space left on device", "/runs/x/checkpoints")
-  assert "the disk is full (/runs/x/checkpoints)" in workdir_lib.describe_os_error(full)
+  assert "the disk is full (/runs/x/checkpoints)" in str(workdir_lib.describe_os_error(full))
   readonly = OSError(errno.EROFS, "Read-only file system", "/runs/x/config.json")
-  assert "choose a writable --workdir" in workdir_lib.describe_os_error(readonly)
+  assert "choose a writable --workdir" in str(workdir_lib.describe_os_error(readonly))
+  # What orbax and tensorstore raise from their save threads: a ValueError with the text.
+  tensorstore = ValueError(f'RESOURCE_EXHAUSTED: Error writing local file "{tmp_path}/checkpoints/'
+                           '9.orbax-checkpoint-tmp/state/_sharding": Failed writing: "x": Failed '
+                           "to write 36045 bytes to file 12: No space left on device")
+  found = workdir_lib.disk_error(tensorstore)
+  assert found.errno == errno.ENOSPC and found.filename == f"{tmp_path}/checkpoints/9"
+  (tmp_path / "checkpoints" / "6").mkdir(parents=True)
+  (tmp_path / "best" / "6").mkdir(parents=True)
+  message = str(workdir_lib.describe_os_error(found, tmp_path))
+  assert message.startswith(f"the disk holding {tmp_path} is full (") and "free of" in message
+  assert f"while writing {tmp_path}/checkpoints/9; kept: checkpoint of step 6 in " in message
+  assert "best of step 6" in message and workdir_lib.describe_os_error(found).exit_at_once
+  assert workdir_lib.disk_error(ValueError("another problem")) is None
+
+
+def test_library_logs_of_a_full_disk_are_left_to_the_one_line():
+  import logging  # pylint: disable=import-outside-toplevel
+  from artclf import runtime  # pylint: disable=import-outside-toplevel
+  def record(path, message, error=None):
+    return logging.LogRecord("absl", logging.ERROR, path, 1, message, (),
+                             (type(error), error, None) if error else None)
+  keep = runtime._LibraryInfoFilter().filter  # pylint: disable=protected-access
+  orbax = "/venv/site-packages/orbax/checkpoint/future.py"
+  assert not keep(record(orbax, "Save Finalize thread failed.", ValueError("... No space left on device")))
+  assert not keep(record(orbax, "raised", OSError(errno.ENOSPC, "No space left on device")))
+  assert keep(record(orbax, "Save Finalize thread failed.", ValueError("something else")))
+  assert keep(record("/repo/artclf/train/trainer.py", "No space left on device"))
+
+
+def test_a_full_disk_ends_training_in_one_line_that_says_what_was_kept(data_dir, tmp_path):
+  if os.geteuid() != 0:
+    pytest.skip("mounting a small tmpfs needs root")
+  disk = tmp_path / "small_disk"
+  disk.mkdir()
+  if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=900k", "tmpfs", str(disk)],
+                    capture_output=True, check=False).returncode:
+    pytest.skip("cannot mount a tmpfs here")
+  try:
+    result = _train_cli(disk / "run", data_dir, "--config.phase1.epochs=40")
+  finally:
+    subprocess.run(["umount", str(disk)], check=False)
+  assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+  errors = [l for l in result.stderr.splitlines() if not l.startswith(("I", "W"))]
+  assert len(errors) == 2, errors  # the logged line and the printed one
+  assert errors[-1].startswith(f"error: the disk holding {disk / 'run'} is full (")
+  assert "; kept: " in errors[-1] and "run the same command again to resume" in errors[-1]
