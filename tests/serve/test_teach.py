@@ -19,6 +19,7 @@ from configs import serve as serve_config  # noqa: E402
 from tests.adapt.conftest import photo  # noqa: E402
 
 RED, BLUE = (220, 40, 40), (40, 40, 220)
+LOCAL = "http://localhost"  # a Host the server answers (artclf.serve.host_check)
 
 
 def settings_for(teach_dir: pathlib.Path):
@@ -53,14 +54,14 @@ def wait_for_teaching(client, seconds: float = 300) -> dict:
 def test_corrections_survive_a_restart_with_their_photos(model, tmp_path):
   settings = settings_for(tmp_path / "teach")
   data = photo(1, RED)
-  with TestClient(app_lib.create_app(model, settings)) as client:
+  with TestClient(app_lib.create_app(model, settings), base_url=LOCAL) as client:
     answer = correct(client, "bust.jpg", data, culture="roman", medium="sculpture")
     assert answer.status_code == 200, answer.text
     assert correct(client, "vase.jpg", photo(2, BLUE), culture="greek").json()["count"] == 2
     refused = correct(client, "bad.jpg", data, culture="chinese")
     assert refused.status_code == 422 and "culture must be one of" in refused.json()["error"]
     assert correct(client, "broken.jpg", b"not a photo", culture="roman").status_code == 422
-  with TestClient(app_lib.create_app(model, settings)) as client:  # the server restarted
+  with TestClient(app_lib.create_app(model, settings), base_url=LOCAL) as client:  # the server restarted
     saved = client.get("/api/corrections").json()["corrections"]
     assert [item["image"] for item in saved] == ["bust.jpg", "vase.jpg"]
     assert saved[0]["labels"] == {"culture": "roman", "medium": "sculpture", "period": ""}
@@ -78,7 +79,7 @@ def test_corrections_survive_a_restart_with_their_photos(model, tmp_path):
 def test_teaching_makes_a_new_run_that_can_be_served_and_switched_back(model, served_workdir,
                                                                        tmp_path):
   settings = settings_for(tmp_path / "teach")
-  with TestClient(app_lib.create_app(model, settings)) as client:
+  with TestClient(app_lib.create_app(model, settings), base_url=LOCAL) as client:
     assert client.post("/api/teach").status_code == 200
     assert wait_for_teaching(client)["error"].startswith("no new correction")
     for seed in range(4):
@@ -111,12 +112,12 @@ def test_teaching_makes_a_new_run_that_can_be_served_and_switched_back(model, se
     assert client.post("/api/runs/serve", json={"run": served_workdir.name}).json()["lineage"] == []
     assert all(c["pending"] for c in client.get("/api/corrections").json()["corrections"])
   # A restarted server lists the taught run again.
-  with TestClient(app_lib.create_app(model, settings)) as client:
+  with TestClient(app_lib.create_app(model, settings), base_url=LOCAL) as client:
     assert [r["run"] for r in client.get("/api/runs").json()["runs"]][1] == taught
 
 
 def test_predict_answers_carry_nearest_training_photos_and_their_thumbnails(model, tmp_path):
-  with TestClient(app_lib.create_app(model, settings_for(tmp_path))) as client:
+  with TestClient(app_lib.create_app(model, settings_for(tmp_path)), base_url=LOCAL) as client:
     files = {"files": ("x.jpg", photo(3, BLUE), "image/jpeg")}
     result, = client.post("/api/predict?neighbours=2", files=files).json()["results"]
     assert len(result["neighbours"]) == 2
@@ -137,7 +138,7 @@ def test_predict_answers_carry_nearest_training_photos_and_their_thumbnails(mode
 def test_teach_off_leaves_no_teach_routes(model, tmp_path):
   settings = settings_for(tmp_path / "teach")
   settings.teach = False
-  with TestClient(app_lib.create_app(model, settings)) as client:
+  with TestClient(app_lib.create_app(model, settings), base_url=LOCAL) as client:
     assert client.get("/api/health").json()["limits"]["teach"] is False
     assert client.get("/api/corrections").status_code == 404
     assert client.post("/api/teach").status_code in (404, 405)
