@@ -15,8 +15,9 @@ from artclf.train import optimizer, trainer
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
 SERVE_CONFIG = "serve"  # the web page's settings; every other config describes a training run
+ADAPT_CONFIG = "adapt"  # artclf.adapt's settings
 TRAINING_CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.py")
-                          if p.stem not in ("__init__", "common", SERVE_CONFIG))
+                          if p.stem not in ("__init__", "common", SERVE_CONFIG, ADAPT_CONFIG))
 
 
 def test_there_are_configs():

@@ -136,3 +136,25 @@ def save_training_curves(history: Iterable[Mapping[str, Any]], path: str | os.Pa
       ax.legend(loc="lower right")
   axes[0].set_ylabel("accuracy")
   _save(fig, path, dpi)
+
+
+def save_shot_curves(curves: Mapping[str, Mapping[int, tuple[float, float]]], path,
+                     ylabel: str = "mean balanced accuracy", title: str = "",
+                     figsize: tuple[float, float] = (6.0, 4.0), dpi: int = DPI) -> None:
+  """One line per source: {name: {k: (mean, spread)}} against k, error bars the spread."""
+  fig = _new_figure(figsize, dpi)
+  ax = fig.add_subplot(1, 1, 1)
+  for name, points in curves.items():
+    ks = sorted(points)
+    means = [100 * points[k][0] for k in ks]
+    spreads = [100 * points[k][1] for k in ks]
+    style = dict(color="black", linewidth=2.5) if name == "mean" else dict(linewidth=1.2)
+    ax.errorbar(ks, means, yerr=spreads, marker="o", capsize=3, label=name, **style)
+  ax.set_xlabel("labelled photos per class from the held-out source (k)")
+  ax.set_ylabel(f"{ylabel} (%)")
+  ax.set_ylim(0, 100)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  if title:
+    ax.set_title(title, fontsize=10)
+  _save(fig, path, dpi)

@@ -18,12 +18,15 @@ from artclf.scheme import UNKNOWN
 
 def masked_cross_entropy(logits: jax.Array, targets: jax.Array,
                          class_weights: jax.Array | None = None,
-                         label_smoothing: float = 0.0) -> jax.Array:
+                         label_smoothing: float = 0.0,
+                         example_weights: jax.Array | None = None) -> jax.Array:
   """Weighted mean softmax cross-entropy over the rows with a known target.
 
   logits [B, C]; targets [B] int (UNKNOWN = -1); class_weights [C] or None. Rows are
   weighted by their class's weight and the sum is divided by the sum of those weights
-  (as PyTorch's weighted cross-entropy does). A batch without known targets gives 0.
+  (as PyTorch's weighted cross-entropy does); example_weights [B] (or None) multiply the
+  rows' weights (an adapted run's own photos, `artclf.adapt`). A batch without known
+  targets gives 0.
   """
   num_classes = logits.shape[-1]
   known = targets != UNKNOWN
@@ -35,6 +38,8 @@ def masked_cross_entropy(logits: jax.Array, targets: jax.Array,
   row_weight = known.astype(jnp.float32)
   if class_weights is not None:
     row_weight = row_weight * jnp.asarray(class_weights, jnp.float32)[safe_targets]
+  if example_weights is not None:
+    row_weight = row_weight * example_weights.astype(jnp.float32)
   return jnp.sum(per_row * row_weight) / jnp.maximum(jnp.sum(row_weight), 1e-12)
 
 
@@ -43,12 +48,13 @@ def total_loss(logits: Mapping[str, jax.Array], batch: Mapping[str, jax.Array],
                class_weights: Mapping[str, jax.Array] | None = None,
                label_smoothing: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
   """sum over tasks (task_weights' keys) of task_weight * head loss; returns (total,
-  {'<task>_loss': ...})."""
+  {'<task>_loss': ...}). A batch's 'example_weight' [B], if given, weighs its rows."""
   per_task = {}
   total = jnp.zeros((), jnp.float32)
   for task in task_weights:
     weights = None if class_weights is None else class_weights[task]
-    loss = masked_cross_entropy(logits[task], batch[task], weights, label_smoothing)
+    loss = masked_cross_entropy(logits[task], batch[task], weights, label_smoothing,
+                                batch.get("example_weight"))
     per_task[f"{task}_loss"] = loss
     total = total + task_weights[task] * loss
   return total, per_task

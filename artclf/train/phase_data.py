@@ -12,6 +12,7 @@ one inference loop (`artclf.inference`).
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
 import jax
 import ml_collections
@@ -19,7 +20,7 @@ import numpy as np
 from flax import nnx
 
 from artclf import scheme as scheme_lib
-from artclf.data import dataset, feature_cache, pipeline, transforms
+from artclf.data import dataset, feature_cache, feature_store, pipeline, transforms
 from artclf.models import classifier as model_lib
 from artclf.run import forward
 from artclf.train import optimizer as optimizer_lib
@@ -111,33 +112,78 @@ class ImageData(PhaseData):
       self.iterator.set_state(state)
 
 
+class FrozenFeatures:
+  """The frozen stages' outputs of a split's image views, through the feature cache:
+  FrozenFeatures(...)(split, views, dtype) -> {net name: [len(views), len(split), ...]}.
+
+  Keyed by the records, views, image settings and frozen weights, so that training and
+  `artclf.adapt` share what either computed. The evaluation view ([None]) is kept per
+  photograph (`artclf.data.feature_store`, under feature_cache.dir/photos): any split of
+  photographs seen before, or a collection's photographs (`photos`), costs no trunk pass.
+  """
+
+  def __init__(self, config, plan: PhasePlan, model: model_lib.ArtClassifier, mesh,
+               local_batch_size: int):
+    self.config, self.plan, self.mesh, self.local_batch_size = config, plan, mesh, local_batch_size
+    self.augment = transforms.from_config(config.data.augment)
+    self.apply = forward.jit_frozen_features(model, plan.start_stage, mesh)
+    self.frozen = [np.asarray(x) for x in jax.tree.leaves(nnx.to_pure_dict(nnx.state(
+        model, nnx.Not(nnx.All(nnx.Param, optimizer_lib.trainable_filter(
+            plan.config.trainable, model.num_stages))))))]
+    self.frozen_digest = feature_cache.cache_key({}, self.frozen)
+
+  def description(self, dtype) -> dict:
+    """What the features depend on besides the records, the views and the frozen weights."""
+    config = self.config
+    return {"augment": dataclasses.asdict(self.augment), "seed": config.seed,
+            "end_stage": self.plan.start_stage, "dtype": str(np.dtype(dtype)),
+            # Only what shapes the frozen stages' outputs (the heads and SE block do not).
+            "model": {k: config.model[k] for k in ("trunk", "compute_dtype", "submodels")}}
+
+  def store(self, dtype) -> feature_store.FeatureStore:
+    """The per-photograph store of evaluation-view features in `dtype` (in memory when
+    config.feature_cache.dir is '')."""
+    folder = self.config.feature_cache.dir
+    return feature_store.FeatureStore(pathlib.Path(folder) / "photos" if folder else None,
+                                      self.context(dtype))
+
+  def context(self, dtype) -> str:
+    """A digest of what a photograph's features depend on: frozen weights, view, dtype."""
+    return feature_cache.cache_key({**self.description(dtype), "frozen": self.frozen_digest}, [])
+
+  def photos(self, images: list[bytes], dtype, store=None) -> dict[str, np.ndarray]:
+    """{net name: [len(images), ...]} of encoded photographs' evaluation views."""
+    def compute(missing: list[bytes]) -> dict[str, np.ndarray]:
+      computed = feature_cache.compute_features(
+          self.apply, [{"image": data} for data in missing], [None], self.augment,
+          self.config.seed, self.local_batch_size, self.mesh, dtype,
+          what=f"features of {len(missing)} photographs")
+      return {k: v[0] for k, v in computed.items()}
+    return (store or self.store(dtype)).get(images, compute)
+
+  def __call__(self, split: dataset.LabelledSplit, views, dtype) -> dict[str, np.ndarray]:
+    config = self.config
+    if list(views) == [None] and config.feature_cache.dir:
+      images = [split.source[i]["image"] for i in range(len(split))]
+      return {k: v[None] for k, v in self.photos(images, dtype).items()}
+    key = feature_cache.cache_key(
+        {"data": feature_cache.source_digest(split.source, split.labels), "views": views,
+         **self.description(dtype)}, self.frozen)
+    return feature_cache.load_or_compute(
+        config.feature_cache.dir or None, key, lambda: feature_cache.compute_features(
+            self.apply, split.source, views, self.augment, config.seed, self.local_batch_size,
+            self.mesh, dtype, what=f"caching {split.name} features"))
+
+
 class CachedData(PhaseData):
   """Training batches and validation rows from the cached outputs of the frozen stages."""
 
   def __init__(self, config, plan: PhasePlan, model: model_lib.ArtClassifier,
                scheme: scheme_lib.LabelScheme, train: dataset.LabelledSplit,
                val: dataset.LabelledSplit, mesh, local_batch_size: int):
-    aug = transforms.from_config(config.data.augment)
-    apply = forward.jit_frozen_features(model, plan.start_stage, mesh)
-    frozen = [np.asarray(x) for x in jax.tree.leaves(nnx.to_pure_dict(nnx.state(
-        model, nnx.Not(nnx.All(nnx.Param, optimizer_lib.trainable_filter(
-            plan.config.trainable, model.num_stages))))))]
-    augmenting = _augmenting(aug)
+    augmenting = _augmenting(transforms.from_config(config.data.augment))
     train_views = list(range(config.feature_cache.num_views)) if augmenting else [None]
-
-    def cached(split: dataset.LabelledSplit, views, dtype) -> dict[str, np.ndarray]:
-      key = feature_cache.cache_key(
-          {"data": feature_cache.source_digest(split.source, split.labels), "views": views,
-           "augment": dataclasses.asdict(aug), "seed": config.seed,
-           "end_stage": plan.start_stage, "dtype": str(np.dtype(dtype)),
-           # Only what shapes the frozen stages' outputs (the heads and SE block do not).
-           "model": {k: config.model[k] for k in ("trunk", "compute_dtype", "submodels")}},
-          frozen)
-      return feature_cache.load_or_compute(
-          config.feature_cache.dir or None, key, lambda: feature_cache.compute_features(
-              apply, split.source, views, aug, config.seed, local_batch_size, mesh, dtype,
-              what=f"caching {split.name} features"))
-
+    cached = FrozenFeatures(config, plan, model, mesh, local_batch_size)
     train_cache = cached(train, train_views, np.dtype(config.feature_cache.dtype))
     # Validation in float32: model selection sees what evaluate and predict compute.
     self.val_cache = cached(val, [None], np.float32)
