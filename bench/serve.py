@@ -59,7 +59,7 @@ def throwaway_workdir(trunk: str, root: pathlib.Path) -> pathlib.Path:
   config.model.trunk = trunk
   config.model.pretrained = False
   config.feature_cache.enabled = "never"
-  config.data.data_dir = str(fixtures.build_synthetic(root, num_train=8, num_val=8))
+  config.data.data_dir = str(fixtures.build_synthetic(root, num_train=10, num_val=8))
   config.data.max_examples = 0
   config.batch_size = config.eval_batch_size = 8
   config.phase1.epochs, config.phase1.early_stopping_patience, config.phase2.epochs = 1, 0, 0

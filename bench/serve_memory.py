@@ -14,7 +14,8 @@ decoding dominates); issue 22's figures used the tiny run of tests/serve/conftes
 Measured on the project's 2-core machine under a load average of 4-12 (other jobs), tiny
 run: 873bfda answered twelve 62-megapixel PNGs (196 KB each) 200 in 34.6 s, resident
 memory 686 MB -> peak 3762 MB -> 805 MB after; now 413 in 0.09 s, peak 692 MB. Six of
-them (372 megapixels, allowed): 200 in 10.0 s, peak 1169 MB, 673 MB after.
+them (372 megapixels, allowed): 873bfda 200 in 6.9-14.8 s, peak 2323-2339 MB, 689-872 MB
+after; now 200 in 3.7 s, peak 1158 MB, 670 MB after.
 """
 
 from __future__ import annotations
