@@ -96,6 +96,7 @@ class _Run:
   class_weights: dict | None
   data_digest: str  # of the train and val records: a resume must train on the same data
   timings: timings_lib.Timings
+  frozen_digest: str = ""  # of the phase's frozen parameters, which checkpoints leave out
 
   @property
   def steps_per_epoch(self) -> int:
@@ -151,6 +152,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         # A new phase starts from the best weights so far.
         trained_lib.restore_best_into(model, workdir, mesh)
         run.start_phase(plan.index)
+      elif run.phase_step > 0 and run.best_step is not None:
+        # A resumed phase: its frozen part is the best weights' (checkpoints leave it out).
+        trained_lib.restore_best_into(model, workdir, mesh)
       elif run.stopped_early or run.phase_step >= plan.config.epochs * context.steps_per_epoch:
         continue  # this phase had finished before the restart
       with timings.part("heads"):  # caching, inside it, counts as its own part
@@ -314,9 +318,9 @@ def _run_phase(context: _Run, plan: phase_data.PhasePlan, run: RunState) -> phas
                                            ema_decay=phase_config.ema_decay)
   state = put_replicated(state, context.mesh)
   data_position = {}
+  context.frozen_digest = run_checkpoint.params_digest(nnx.to_pure_dict(state.frozen))
   if run.phase_step > 0:
     state, data_position = _restore_latest(context, state)
-    # The frozen stages feed the feature cache: take them from the checkpoint too.
     nnx.update(model, steps.model_params(state), state.frozen, steps.model_batch_stats(state))
   with context.timings.part("caching"):
     data = phase_data.make_phase_data(config, plan, model, context.scheme, context.train,
@@ -352,22 +356,33 @@ def _run_phase(context: _Run, plan: phase_data.PhasePlan, run: RunState) -> phas
 
 
 def _restore_latest(context: _Run, state) -> tuple[steps.TrainState, dict]:
+  """The last checkpoint's state; its frozen parameters, which it leaves out (checkpoints
+  saved before that hold them), are the model's: the ImageNet weights, or the best
+  weights the phase began from, checked against the digest the checkpoint keeps."""
   step = context.checkpoints.latest.latest_step()
+  frozen_digest = context.checkpoints.latest_meta()[1].get("frozen_digest")
+  if frozen_digest is not None and frozen_digest != context.frozen_digest:
+    raise ValueError(f"the checkpoint at step {step} in {context.workdir} was trained on other "
+                     "frozen weights than the model's (ImageNet weights or best checkpoint "
+                     "changed); start a new --workdir")
+  saved = state.replace(frozen={}) if frozen_digest is not None else state
   sharding = replicated(context.mesh)
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                          state)
+                          saved)
   try:
     restored, _, data_position = context.checkpoints.restore_latest(step, abstract)
   except ValueError as error:
     raise ValueError(
         f"the checkpoint at step {step} in {context.workdir} does not fit this config: "
         f"{str(error).splitlines()[0]}") from None
-  return restored, data_position
+  return restored.replace(frozen=state.frozen), data_position
 
 
 def _save(context: _Run, plan, run: RunState, state, data: phase_data.PhaseData) -> None:
-  context.checkpoints.save(run.global_step, state, _checkpoint_meta(context, plan, run),
-                           data.state())
+  # Without the frozen parameters (the whole trunk in the main job: ~100 MB each epoch).
+  context.checkpoints.save(run.global_step, state.replace(frozen={}),
+                           {**_checkpoint_meta(context, plan, run),
+                            "frozen_digest": context.frozen_digest}, data.state())
 
 
 def _checkpoint_meta(context: _Run, plan, run: RunState) -> dict:
