@@ -152,11 +152,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         # A new phase starts from the best weights so far.
         trained_lib.restore_best_into(model, workdir, mesh)
         run.start_phase(plan.index)
+      elif run.stopped_early or run.phase_step >= plan.config.epochs * context.steps_per_epoch:
+        continue  # this phase had finished before the restart
       elif run.phase_step > 0 and run.best_step is not None:
         # A resumed phase: its frozen part is the best weights' (checkpoints leave it out).
         trained_lib.restore_best_into(model, workdir, mesh)
-      elif run.stopped_early or run.phase_step >= plan.config.epochs * context.steps_per_epoch:
-        continue  # this phase had finished before the restart
       with timings.part("heads"):  # caching, inside it, counts as its own part
         data = _run_phase(context, plan, run)
 

@@ -126,3 +126,22 @@ def test_timings_count_a_nested_part_once():
   assert set(figures) == {"outer", "inner", "total"}
   assert figures["outer"] + figures["inner"] <= figures["total"] + 0.1
   assert "inner" in timings.line() and timings.line().startswith("total ")
+
+
+def test_checkpoints_leave_the_frozen_trunk_out_and_a_run_resumes_and_finishes(
+    synthetic_data_dir, tmp_path):
+  config = _heads_only_config(synthetic_data_dir, tmp_path / "cache")
+  config.phase1.epochs = 2
+  workdir = tmp_path / "run"
+  trainer.train_and_evaluate(config, workdir)
+  step, meta = trainer.checkpoints.RunCheckpoints(workdir).latest_meta()
+  assert len(meta["frozen_digest"]) == 64
+  config.phase1.epochs = 3  # the same run, one epoch longer: resumes inside phase 1
+  summary = trainer.train_and_evaluate(config, workdir)
+  log = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [r["epoch"] for r in log if r.get("split") == "val"] == [1, 2, 3]
+  # Started again once finished, it trains nothing more.
+  again = trainer.train_and_evaluate(config, workdir)
+  log = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [r["epoch"] for r in log if r.get("split") == "val"] == [1, 2, 3]
+  assert again["best_step"] == summary["best_step"]
