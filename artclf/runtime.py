@@ -27,7 +27,16 @@ import warnings
 PROJECT_XLA_CPU_FLAGS: dict[str, str] = {
     # No YNNPACK fusions: convolutions and dots go to XLA's Eigen kernels. YNNPACK's
     # convolution ran the kernel/input gradients of ResNet50's convolutions 2-5x slower
-    # than Eigen; inference is unchanged within noise.
+    # than Eigen; inference is unchanged within noise. Nor does YNNPACK make bfloat16 pay
+    # (issue 26, 2-core Intel Xeon with AVX512-BF16 and AMX, jaxlib 0.10.2, CPU time of one
+    # thread, ResNet50 predict at batch 8): float32 656 ms with Eigen, 695 ms with YNNPACK
+    # (default fusions), 676 ms with YNNPACK dots only; bfloat16 684, 786 and 743 ms.
+    # YNNPACK's bf16 runs large matrix products 2.3x faster than Eigen's f32 (98 against
+    # 225 ms for 6272x1024 @ 1024x2048), but ResNet50's 3x3 convolutions gain nothing in
+    # bf16 on any path (Eigen 53 vs 55 ms, YNNPACK 67 vs 65 ms for a 14x14x256 layer), and
+    # the conversions eat the rest. XLA:CPU here does not use AMX or oneDNN (neither
+    # --xla_cpu_experimental_onednn_* flag puts a oneDNN call in the compiled HLO), which
+    # is what PyTorch's bf16 autocast uses: 313 ms against its own 864 ms in float32.
     "xla_cpu_experimental_ynn_fusion_type": "",
 }
 

@@ -71,16 +71,27 @@ def median(values) -> float:
 
 
 class TorchWorker:
-  """The PyTorch reference in a child process (`bench/torch_worker.py`)."""
+  """The PyTorch reference in a child process (`bench/torch_worker.py`).
 
-  def __init__(self, mode: str, batch_size: int):
+  `python`: the interpreter with torch (default $ARTCLF_TORCH_PYTHON, else this one);
+  `precision`: 'float32', or 'bfloat16' for CPU autocast.
+  """
+
+  def __init__(self, mode: str, batch_size: int, precision: str = "float32",
+               python: str | None = None):
+    import os  # pylint: disable=import-outside-toplevel
     import subprocess  # pylint: disable=import-outside-toplevel
     import sys  # pylint: disable=import-outside-toplevel
+    python = python or os.environ.get("ARTCLF_TORCH_PYTHON") or sys.executable
+    root = str(pathlib.Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     self.process = subprocess.Popen(
-        [sys.executable, "-m", "bench.torch_worker", mode, str(batch_size)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [python, "-m", "bench.torch_worker", mode, str(batch_size), precision],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     if self.process.stdout.readline().strip() != "ready":
-      raise RuntimeError("torch worker failed to start")
+      raise RuntimeError(f"torch worker failed to start ({python}: is torch installed there? "
+                         "see --torch-python)")
 
   def runner(self, calls: int = 1) -> Callable[[], None]:
     """A blocking callable that has the worker run `calls` calls."""
@@ -94,3 +105,25 @@ class TorchWorker:
   def close(self) -> None:
     self.process.stdin.close()
     self.process.wait()
+
+
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16", "avx_vnni", "bf16")
+
+
+def cpu_description() -> str:
+  """'MODEL NAME, N cores; bf16 flags: ...' from /proc/cpuinfo (the flags that matter for bf16)."""
+  import os  # pylint: disable=import-outside-toplevel
+  model, flags = "unknown CPU", set()
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      key, _, value = line.partition(":")
+      if key.strip() == "model name":
+        model = value.strip()
+      elif key.strip() in ("flags", "Features"):
+        flags.update(value.split())
+  except OSError:
+    pass
+  bf16 = [f for f in BF16_FLAGS if f in flags]
+  isa = [f for f in ("avx2", "avx512f") if f in flags]
+  return (f"{model}, {os.cpu_count()} cores; {' '.join(isa) or 'no avx2'}; bf16 flags: "
+          f"{' '.join(bf16) or 'none'}")

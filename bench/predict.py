@@ -3,11 +3,15 @@ and prediction over a whole collection of files (--collection=N).
 
 Compares artclf's jitted `model(images)` + softmax (its BatchNorms on moving statistics are
 folded into the convolutions, `artclf.models.ops.conv.conv_frozen_batch_norm`), `artclf.predict()` end
-to end, and the PyTorch reference in eval mode under `torch.inference_mode()` (in a child
-process, see `bench/torch_worker.py`). Repetitions alternate between them so that a
-load change on the machine hits all of them; medians are reported.
+to end, and the PyTorch reference in eval mode under `torch.inference_mode()`, in float32
+and with bf16 autocast (channels_last, one thread per core, each in a child process, see
+`bench/torch_worker.py`); and the feature cache's work, the frozen trunk's pooled features,
+against the reference's trunk in both precisions. Repetitions alternate between them so
+that a load change on the machine hits all of them; medians are reported, under the CPU's
+name and its bf16 flags.
 
-  PYTHONPATH=. python bench/predict.py [--repetitions 5] [--latency-calls 5]
+  PYTHONPATH=. python bench/predict.py [--repetitions 5] [--latency-calls 5] \
+      [--torch-python=/work/torchvenv/bin/python]
 
 With --collection=N (2,000 or more), it copies N of the shared set's JPEGs (cycling) into
 a temporary folder, makes a workdir holding the ImageNet-initialised cpu_quick model, and
@@ -32,7 +36,9 @@ import jax  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 from flax import nnx  # pylint: disable=wrong-import-position
 
+from artclf import mesh as mesh_lib  # pylint: disable=wrong-import-position
 from artclf.models.classifier import ArtClassifier, ModelSpec  # pylint: disable=wrong-import-position
+from artclf.run import forward  # pylint: disable=wrong-import-position
 from artclf.serve.predict import predict  # pylint: disable=wrong-import-position
 from artclf.run.trained import TrainedModel  # pylint: disable=wrong-import-position
 from artclf import scheme as scheme_lib
@@ -51,6 +57,10 @@ def main() -> None:
   parser.add_argument("--repetitions", type=int, default=5)
   parser.add_argument("--latency-calls", type=int, default=5, help="batch-1 calls per repetition")
   parser.add_argument("--no-torch", action="store_true")
+  parser.add_argument("--torch-python", default=None,
+                      help="a Python with torch (default $ARTCLF_TORCH_PYTHON, else this one)")
+  parser.add_argument("--no-features", action="store_true",
+                      help="leave out the feature-caching comparison (the trunk alone)")
   parser.add_argument("--dtype", default="float32", help="artclf compute dtype (bfloat16 on a GPU)")
   parser.add_argument("--collection", type=int, default=0, help="files for the collection run")
   parser.add_argument("--collection-child", choices=("memory", "stream"), help=argparse.SUPPRESS)
@@ -61,9 +71,48 @@ def main() -> None:
     return collection_child(args)
   if args.collection:
     return collection_bench(args)
+  print(f"CPU: {common.cpu_description()}")
   print(f"jax {jax.__version__}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+  latency_runners, batch_runners = artclf_runners(args)
+  torch_workers = []
+  if not args.no_torch:
+    for precision, name in (("float32", "torch f32"), ("bfloat16", "torch bf16 autocast")):
+      workers = [common.TorchWorker("predict", 1, precision, args.torch_python),
+                 common.TorchWorker("predict", args.batch, precision, args.torch_python)]
+      latency_runners[name] = workers[0].runner(args.latency_calls)
+      batch_runners[name] = workers[1].runner(1)
+      if not args.no_features:
+        workers.append(common.TorchWorker("features", args.batch, precision, args.torch_python))
+        batch_runners[f"{name} features"] = workers[2].runner(1)
+      torch_workers += workers
 
-  model = ArtClassifier(ModelSpec(heads=scheme_lib.DEFAULT.heads, compute_dtype=args.dtype), rngs=nnx.Rngs(0))
+  for runners in (latency_runners, batch_runners):  # warm-up: compiles, first-call setup
+    common.interleaved_seconds(runners, 1)
+  latency = common.interleaved_seconds(latency_runners, args.repetitions)
+  throughput = common.interleaved_seconds(batch_runners, args.repetitions)
+  images_per_second = {}
+  for name in batch_runners:
+    images_per_second[name] = args.batch / common.median(throughput[name])
+    latency_ms = (f"{1000 * common.median(latency[name]) / args.latency_calls:7.1f} ms"
+                  if name in latency else "      -   ")
+    print(f"{name:30s} batch-1 latency {latency_ms}   "
+          f"batch-{args.batch} throughput {images_per_second[name]:6.2f} images/s")
+  for name, reference in (("artclf", "torch f32"), ("artclf.predict()", "torch f32"),
+                          ("artclf.predict()", "torch bf16 autocast"),
+                          ("artclf features", "torch f32 features"),
+                          ("artclf features", "torch bf16 autocast features")):
+    if name in images_per_second and reference in images_per_second:
+      print(f"throughput ratio {name} / {reference}: "
+            f"{images_per_second[name] / images_per_second[reference]:.2f}x")
+  for worker in torch_workers:
+    worker.close()
+
+
+def artclf_runners(args) -> tuple[dict, dict]:
+  """artclf's latency (batch 1) and batch runners: the jitted model, artclf.predict(), and
+  (unless --no-features) the frozen trunk's pooled features as the feature cache runs it."""
+  model = ArtClassifier(ModelSpec(heads=scheme_lib.DEFAULT.heads, compute_dtype=args.dtype),
+                        rngs=nnx.Rngs(0))
   batch_images, _ = common.random_batch(args.batch, seed=2)
   single_image = batch_images[:1]
 
@@ -81,28 +130,11 @@ def main() -> None:
   latency_runners["artclf.predict()"] = lambda: [predict(rgb[0], model=trained)
                                                  for _ in range(args.latency_calls)]
   batch_runners["artclf.predict()"] = lambda: predict(list(rgb), model=trained)
-  torch_workers = []
-  if not args.no_torch:
-    torch_workers = [common.TorchWorker("predict", 1), common.TorchWorker("predict", args.batch)]
-    latency_runners["torch"] = torch_workers[0].runner(args.latency_calls)
-    batch_runners["torch"] = torch_workers[1].runner(1)
-
-  for runners in (latency_runners, batch_runners):  # warm-up: compiles, first-call setup
-    common.interleaved_seconds(runners, 1)
-  latency = common.interleaved_seconds(latency_runners, args.repetitions)
-  throughput = common.interleaved_seconds(batch_runners, args.repetitions)
-  images_per_second = {}
-  for name in batch_runners:
-    latency_ms = 1000 * common.median(latency[name]) / args.latency_calls
-    images_per_second[name] = args.batch / common.median(throughput[name])
-    print(f"{name:17s} batch-1 latency {latency_ms:7.1f} ms   "
-          f"batch-{args.batch} throughput {images_per_second[name]:6.2f} images/s")
-  if "torch" in images_per_second:
-    for name in ("artclf", "artclf.predict()"):
-      print(f"throughput ratio {name}/torch: "
-            f"{images_per_second[name] / images_per_second['torch']:.2f}x")
-  for worker in torch_workers:
-    worker.close()
+  if not args.no_features:
+    features = forward.jit_frozen_features(model, model.num_stages, mesh_lib.make_mesh())
+    batch_runners["artclf features"] = lambda: jax.block_until_ready(
+        features({"image": batch_images}))
+  return latency_runners, batch_runners
 
 
 # ---------------------------------------------------------------------------

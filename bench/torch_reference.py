@@ -158,12 +158,31 @@ def make_train_step(model: ArtClassifierReference, learning_rate: float = 1e-4):
   return train_step
 
 
-def make_predict(model: ArtClassifierReference):
+def _precision(precision: str):
+  """The inference context of `precision`: 'float32', or 'bfloat16' (CPU autocast: bf16
+  convolutions and matrix products through oneDNN, AMX or AVX512-BF16 where the CPU has them)."""
+  if precision not in ("float32", "bfloat16"):
+    raise ValueError(f"unknown precision {precision!r}: use float32 or bfloat16")
+  return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16")
+
+
+def make_predict(model: ArtClassifierReference, precision: str = "float32"):
   """Eval-mode forward with softmax probabilities per head."""
   model.eval()
 
   def predict(images: torch.Tensor) -> dict[str, torch.Tensor]:
-    with torch.inference_mode():
-      return {task: torch.softmax(logits, dim=-1) for task, logits in model(images).items()}
+    with torch.inference_mode(), _precision(precision):
+      return {task: torch.softmax(logits.float(), dim=-1) for task, logits in model(images).items()}
 
   return predict
+
+
+def make_features(model: ArtClassifierReference, precision: str = "float32"):
+  """Eval-mode trunk with global average pooling: what the feature cache computes."""
+  model.eval()
+
+  def features(images: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode(), _precision(precision):
+      return model.trunk(images).float().mean(dim=(2, 3))
+
+  return features

@@ -101,6 +101,8 @@ def base_config() -> ml_collections.ConfigDict:
   # (tuning the heads, say) skips the slow part; '' keeps them in memory only.
   # Training views are stored as `dtype` (float16 halves the memory); validation features
   # always in float32, so that model selection sees what evaluate and predict compute.
+  # A phase training the heads alone of a model without an SE block caches the pooled
+  # vectors instead of feature maps, always in float32 (2,048 numbers an image).
   config.feature_cache = ml_collections.ConfigDict(dict(
       enabled="auto", num_views=4, dir="checkpoints/feature_cache", dtype="float16"))
 

@@ -33,6 +33,11 @@ class SqueezeExcite(nnx.Module):
     return x * self.gates(x)[:, None, None, :].astype(x.dtype)
 
 
+def average_pool(feature_map):
+  """[B, H, W, C] -> [B, C] in float32: what the heads read (after the SE block, if any)."""
+  return jnp.mean(feature_map.astype(jnp.float32), axis=(1, 2))
+
+
 class Heads(nnx.Module):
   """The part above the trunk: SE block (optional), pooling, dropout, one linear head per task."""
 
@@ -47,11 +52,13 @@ class Heads(nnx.Module):
 
   def pooled(self, feature_map):
     """The vector the heads read: the SE-gated feature map, averaged over space."""
-    x = feature_map if self.se is None else self.se(feature_map)
-    return jnp.mean(x.astype(jnp.float32), axis=(1, 2))
+    return average_pool(feature_map if self.se is None else self.se(feature_map))
 
   def __call__(self, feature_map, train: bool = False, dropout_key=None):
-    pooled = self.pooled(feature_map)
+    return self.from_pooled(self.pooled(feature_map), train, dropout_key)
+
+  def from_pooled(self, pooled, train: bool = False, dropout_key=None):
+    """Logits of pooled vectors (dropout on in training)."""
     if train and self.dropout.rate > 0:
       if dropout_key is None:
         raise ValueError("training with dropout needs a dropout_key")
@@ -99,11 +106,20 @@ class _TrunkAndHeads(nnx.Module):
     self.head = Heads(trunks.num_features(spec.trunk), heads, use_se=spec.use_se,
                       se_ratio=spec.se_ratio, dropout=spec.dropout, dtype=dtype, rngs=rngs)
 
+  @property
+  def pooled_stage(self) -> int:
+    """The stage after the trunk's last: its 'output' is the pooled vector (no SE block)."""
+    return self.trunk.num_stages + 1
+
   def features(self, images, train: bool = False, end_stage: int | None = None):
+    if end_stage == self.pooled_stage:
+      return self.head.pooled(self.features(images, train))
     return self.trunk(images, self.freeze_bn_stats or not train, end_stage=end_stage)
 
   def forward_from(self, features, start_stage: int, train: bool = False, dropout_key=None,
                    frozen_below: int = 0):
+    if start_stage == self.pooled_stage:
+      return self.head.from_pooled(features, train, dropout_key)
     x = self.trunk(features, self.freeze_bn_stats or not train, start_stage=start_stage,
                    frozen_below=frozen_below)
     return self.head(x, train, dropout_key)
@@ -114,6 +130,8 @@ class _TrunkAndHeads(nnx.Module):
   def logits_and_pooled_from(self, features, start_stage: int = 0):
     """Inference logits and the vector its heads read (SE-gated, pooled trunk features),
     from images (start_stage 0) or from the output of stage start_stage - 1."""
+    if start_stage == self.pooled_stage:
+      return self.head.logits_of_pooled(features), features
     x = self.trunk(features, True, start_stage=start_stage)
     pooled = self.head.pooled(x)
     return self.head.logits_of_pooled(pooled), pooled
@@ -143,6 +161,13 @@ class ArtClassifier(nnx.Module):
     return self.trunk_modules[0].num_stages
 
   @property
+  def pooled_stage(self) -> int | None:
+    """The stage index whose cached 'features' are the pooled vectors the heads read: the
+    heads alone then train on [N, features] vectors instead of feature maps. None with an
+    SE block, whose gates need the map."""
+    return None if self.spec.use_se else self.num_stages + 1
+
+  @property
   def pooled_features(self) -> int:
     """The length of `pooled`'s vectors."""
     return len(self.nets) * trunks.num_features(self.spec.trunk)
@@ -156,7 +181,8 @@ class ArtClassifier(nnx.Module):
                    dropout_key=None, frozen_below: int = 0) -> dict[str, jax.Array]:
     """Logits from cached trunk features: runs stages [start_stage, end) and the heads.
 
-    start_stage == num_stages runs the heads alone (the frozen-trunk fast path). Stages
+    start_stage == num_stages runs the heads alone (the frozen-trunk fast path), and
+    start_stage == pooled_stage the heads on pooled vectors (without an SE block). Stages
     below `frozen_below` keep their moving BatchNorm statistics even in training.
     """
     logits = {}

@@ -22,6 +22,7 @@ from flax import nnx
 
 from artclf.data import feature_cache
 from artclf.mesh import data_sharded, put_replicated
+from artclf.models import classifier
 
 
 def outputs(model, inputs: dict, start_stage: int = 0, flip_tta: bool = False) -> dict:
@@ -49,11 +50,14 @@ def jit_outputs(graphdef: nnx.GraphDef, mesh, start_stage: int = 0,
 
 
 def jit_frozen_features(model, end_stage: int, mesh) -> Callable:
-  """A jitted {'image': views} -> {net name: output of stage end_stage - 1}, data-sharded.
+  """A jitted {'image': views} -> {net name: output of stage end_stage - 1}, data-sharded;
+  at end_stage == model.pooled_stage, the pooled vectors the heads read (float32).
 
   Nets whose trunks hold identical weights (the ImageNet-initialised submodels) share
   one computation.
   """
+  pooled = end_stage == model.pooled_stage
+  trunk_end = model.num_stages if pooled else end_stage
   groups: dict[str, list[str]] = {}
   for name, net in model.nets.items():
     trunk_arrays = [np.asarray(x) for x in jax.tree.leaves(nnx.to_pure_dict(nnx.state(net.trunk)))]
@@ -64,8 +68,9 @@ def jit_frozen_features(model, end_stage: int, mesh) -> Callable:
 
   @functools.partial(jax.jit, out_shardings=data_sharded(mesh))
   def run(states, images):
-    return {name: nnx.merge(graphdef, state)(images, end_stage=end_stage)
-            for name, state in states.items()}
+    outputs = {name: nnx.merge(graphdef, state)(images, end_stage=trunk_end)
+               for name, state in states.items()}
+    return {name: classifier.average_pool(x) if pooled else x for name, x in outputs.items()}
 
   def apply(inputs: dict) -> dict:
     computed = run(states, inputs["image"])

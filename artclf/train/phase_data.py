@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import Callable
 
 import jax
 import ml_collections
@@ -33,15 +34,21 @@ class PhasePlan:
   config: ml_collections.ConfigDict
   first_trainable: int   # trunk stages below it are frozen
   use_cache: bool        # train on cached outputs of the frozen stages
+  cache_stage: int = 0   # the stage whose inputs are cached (0: first_trainable)
 
   @property
   def start_stage(self) -> int:
     """Where the train and eval steps start: after the cached stages, or at the image."""
-    return self.first_trainable if self.use_cache else 0
+    return (self.cache_stage or self.first_trainable) if self.use_cache else 0
 
 
-def plan_phases(config, num_stages: int, backend: str) -> list[PhasePlan]:
-  """The phases with epochs > 0, and whether each trains on cached features."""
+def plan_phases(config, num_stages: int, backend: str,
+                pooled_stage: int | None = None) -> list[PhasePlan]:
+  """The phases with epochs > 0, and whether each trains on cached features.
+
+  A phase that trains the heads alone on a model without an SE block caches the pooled
+  vectors (`pooled_stage`, see `ArtClassifier.pooled_stage`) rather than feature maps.
+  """
   mode = config.feature_cache.enabled
   if mode not in ("auto", "always", "never"):
     raise ValueError(f"feature_cache.enabled={mode!r}: use 'auto', 'always' or 'never'")
@@ -51,7 +58,9 @@ def plan_phases(config, num_stages: int, backend: str) -> list[PhasePlan]:
       continue
     first = optimizer_lib.first_trainable_stage(phase_config.trainable, num_stages)
     use_cache = first > 0 and (mode == "always" or (mode == "auto" and backend == "cpu"))
-    phases.append(PhasePlan(index, phase_config, first, use_cache))
+    heads_alone = first == num_stages and pooled_stage is not None
+    phases.append(PhasePlan(index, phase_config, first, use_cache,
+                            pooled_stage if heads_alone else first))
   if not phases:
     raise ValueError("no phase has epochs > 0: set config.phase1.epochs")
   return phases
@@ -76,6 +85,12 @@ class PhaseData:
 
   def restore(self, state: dict) -> None:
     """Continues from a saved position."""
+
+  def eval_view_rows(self, split: str) -> tuple[int, Callable] | None:
+    """(start stage, load_rows) of the evaluation views of 'train' or 'val' in float32,
+    if this phase holds them (the calibration and familiarity fits then read them)."""
+    del split
+    return None
 
 
 def _sampling_max_weight(data_config) -> float | None:
@@ -184,7 +199,12 @@ class CachedData(PhaseData):
     augmenting = _augmenting(transforms.from_config(config.data.augment))
     train_views = list(range(config.feature_cache.num_views)) if augmenting else [None]
     cached = FrozenFeatures(config, plan, model, mesh, local_batch_size)
-    train_cache = cached(train, train_views, np.dtype(config.feature_cache.dtype))
+    # Pooled vectors are small: always float32.
+    pooled = plan.start_stage == model.pooled_stage
+    train_dtype = np.dtype(np.float32 if pooled else config.feature_cache.dtype)
+    train_cache = cached(train, train_views, train_dtype)
+    self.start_stage = plan.start_stage
+    self.train_cache = train_cache if train_views == [None] and train_dtype == np.float32 else None
     # Validation in float32: model selection sees what evaluate and predict compute.
     self.val_cache = cached(val, [None], np.float32)
     self.batches = feature_cache.CachedBatches(
@@ -197,8 +217,18 @@ class CachedData(PhaseData):
     return self.batches.batch(step, jax.process_index(), jax.process_count())
 
   def load_val_rows(self, rows: np.ndarray) -> dict:
-    return {"features": {name: np.asarray(f[0, rows], np.float32)
-                         for name, f in self.val_cache.items()}}
+    return _rows_of(self.val_cache, rows)
+
+  def eval_view_rows(self, split: str) -> tuple[int, Callable] | None:
+    cache = self.val_cache if split == "val" else self.train_cache
+    if cache is None:
+      return None
+    return self.start_stage, lambda rows: _rows_of(cache, rows)
+
+
+def _rows_of(cache: dict[str, np.ndarray], rows: np.ndarray) -> dict:
+  """Inputs of rows `rows` of view 0 of a feature cache, in float32."""
+  return {"features": {name: np.asarray(f[0, rows], np.float32) for name, f in cache.items()}}
 
 
 def _augmenting(aug: transforms.AugmentConfig) -> bool:

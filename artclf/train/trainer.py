@@ -38,7 +38,7 @@ from artclf.models import trunks
 from artclf.run import checkpoint as run_checkpoint
 from artclf.run import finalize, forward, neighbours
 from artclf.run import trained as trained_lib
-from artclf.train import checkpoints, metric_writer, phase_data, steps
+from artclf.train import checkpoints, metric_writer, phase_data, steps, timings as timings_lib
 from artclf.train import optimizer as optimizer_lib
 from artclf.train import workdir as workdir_lib
 from artclf.train.run_state import RunState
@@ -96,6 +96,8 @@ class _Run:
   val: dataset.LabelledSplit
   class_weights: dict | None
   data_digest: str  # of the train and val records: a resume must train on the same data
+  timings: timings_lib.Timings
+  frozen_digest: str = ""  # of the phase's frozen parameters, which checkpoints leave out
 
   @property
   def steps_per_epoch(self) -> int:
@@ -111,12 +113,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   workdir = pathlib.Path(workdir).resolve()
   config = workdir_lib.absolute_paths(config)
   is_main = jax.process_index() == 0
+  timings = timings_lib.Timings()
   with workdir_lib.locked(workdir) if is_main else contextlib.nullcontext():
     # Everything that can refuse the run comes before the first write to the workdir.
     mesh = make_mesh()
     _check_settings(config, mesh)
-    data_dir = dataset.ensure_built(config.data)
-    config, scheme, train, val = open_data(config, data_dir)
+    with timings.part("dataset"):
+      data_dir = dataset.ensure_built(config.data)
+      config, scheme, train, val = open_data(config, data_dir)
     for change in workdir_lib.check_resume(workdir, config):
       logging.info("Resuming with a changed setting: %s", change)
     logging.info("Data: %d train, %d val examples from %s; %d device(s), %d host(s)",
@@ -124,8 +128,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     logging.info("Tasks: %s", "; ".join(f"{t} ({', '.join(c)})" for t, c in scheme.classes.items()))
     class_weights = class_weights_from(train, scheme, config.loss)
     task_weights_from(scheme, config.loss)  # refuses a weight for a task the run lacks
-    model = build_model(config, scheme, config.seed)
-    phases = phase_data.plan_phases(config, model.num_stages, jax.default_backend())
+    with timings.part("weights"):
+      model = build_model(config, scheme, config.seed)
+    phases = phase_data.plan_phases(config, model.num_stages, jax.default_backend(),
+                                    model.pooled_stage)
     data_digest = _data_digest(train, val)
     run_checkpoints = checkpoints.RunCheckpoints(workdir, keep=config.keep_checkpoints)
     run = _restored_run_state(run_checkpoints, phases, data_digest, workdir)
@@ -137,8 +143,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
       logging.info("Class weights: %s",
                    {t: np.round(w, 2).tolist() for t, w in class_weights.items()})
     context = _Run(config, workdir, mesh, run_checkpoints, writer, model, scheme, train, val,
-                   class_weights, data_digest)
+                   class_weights, data_digest, timings)
 
+    data = None  # the last phase's data: its cached features serve the final fits
     for plan in phases:
       if plan.index < run.phase_index:
         continue
@@ -148,13 +155,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
         run.start_phase(plan.index)
       elif run.stopped_early or run.phase_step >= plan.config.epochs * context.steps_per_epoch:
         continue  # this phase had finished before the restart
-      _run_phase(context, plan, run)
+      elif run.phase_step > 0 and run.best_step is not None:
+        # A resumed phase: its frozen part is the best weights' (checkpoints leave it out).
+        trained_lib.restore_best_into(model, workdir, mesh)
+      with timings.part("heads"):  # caching, inside it, counts as its own part
+        data = _run_phase(context, plan, run)
 
     run_checkpoints.wait()
-    _finalize(context, run.best_step)
+    with timings.part("calibration+familiarity"):
+      _finalize(context, run.best_step, data)
     run_checkpoints.close()
     writer.close()
-    summary = {"best_step": run.best_step, config.selection_metric: run.best_metric}
+    logging.info("Time: %s", timings.line())
+    summary = {"best_step": run.best_step, config.selection_metric: run.best_metric,
+               "seconds": timings.summary()}
     if is_main:
       (workdir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -254,9 +268,11 @@ def _restored_run_state(run_checkpoints, phases, data_digest: str,
   return run
 
 
-def _finalize(context: _Run, best_step: int) -> None:
+def _finalize(context: _Run, best_step: int, data: phase_data.PhaseData | None) -> None:
   """Fits the best weights' temperatures and familiarity scorer (`artclf.run.finalize`),
-  once per best step and settings."""
+  once per best step and settings; from the last phase's cached features where `data`
+  holds a split's evaluation views (the stages it cached were frozen since the best
+  weights' phase began), else from the images."""
   workdir, config = context.workdir, context.config
   # Every host must take the same branch: the passes below run on all of them together.
   if on_every_host(finalize.up_to_date(workdir, config, best_step)):
@@ -264,12 +280,14 @@ def _finalize(context: _Run, best_step: int) -> None:
   trained_lib.restore_best_into(context.model, workdir, context.mesh)
   graphdef, state = nnx.split(context.model)
   state = put_replicated(state, context.mesh)
-  apply = forward.jit_outputs(graphdef, context.mesh)
   augment = transforms.from_config(config.data.augment)
 
   def outputs(split: dataset.LabelledSplit) -> dict:
+    cached = data.eval_view_rows(split.name) if data is not None else None
+    start_stage, load_rows = cached or (0, transforms.eval_view_loader(split.source, augment))
+    apply = forward.jit_outputs(graphdef, context.mesh, start_stage)
     out = inference.forward_rows(
-        lambda inputs: apply(state, inputs), transforms.eval_view_loader(split.source, augment),
+        lambda inputs: apply(state, inputs), load_rows,
         len(split), config.eval_batch_size // jax.process_count(), context.mesh,
         threads=config.data.read_threads, what=f"calibration and familiarity: {split.name} split")
     return {**out, "labels": split.labels}
@@ -287,7 +305,8 @@ def _finalize(context: _Run, best_step: int) -> None:
 # One phase.
 
 
-def _run_phase(context: _Run, plan: phase_data.PhasePlan, run: RunState) -> None:
+def _run_phase(context: _Run, plan: phase_data.PhasePlan, run: RunState) -> phase_data.PhaseData:
+  """Trains one phase; returns its data."""
   config, phase_config, model = context.config, plan.config, context.model
   steps_per_epoch = context.steps_per_epoch
   total_steps = phase_config.epochs * steps_per_epoch
@@ -304,13 +323,14 @@ def _run_phase(context: _Run, plan: phase_data.PhasePlan, run: RunState) -> None
                                            ema_decay=phase_config.ema_decay)
   state = put_replicated(state, context.mesh)
   data_position = {}
+  context.frozen_digest = run_checkpoint.params_digest(nnx.to_pure_dict(state.frozen))
   if run.phase_step > 0:
     state, data_position = _restore_latest(context, state)
-    # The frozen stages feed the feature cache: take them from the checkpoint too.
     nnx.update(model, steps.model_params(state), state.frozen, steps.model_batch_stats(state))
-  data = phase_data.make_phase_data(config, plan, model, context.scheme, context.train,
-                                    context.val, context.mesh,
-                                    config.eval_batch_size // jax.process_count())
+  with context.timings.part("caching"):
+    data = phase_data.make_phase_data(config, plan, model, context.scheme, context.train,
+                                      context.val, context.mesh,
+                                      config.eval_batch_size // jax.process_count())
   data.restore(data_position)
 
   train_fn = steps.jit_train_step(
@@ -337,25 +357,37 @@ def _run_phase(context: _Run, plan: phase_data.PhasePlan, run: RunState) -> None
       _save(context, plan, run, state, data)
   context.checkpoints.wait()
   nnx.update(model, steps.model_params(state), state.frozen, steps.model_batch_stats(state))
+  return data
 
 
 def _restore_latest(context: _Run, state) -> tuple[steps.TrainState, dict]:
+  """The last checkpoint's state; its frozen parameters, which it leaves out (checkpoints
+  saved before that hold them), are the model's: the ImageNet weights, or the best
+  weights the phase began from, checked against the digest the checkpoint keeps."""
   step = context.checkpoints.latest.latest_step()
+  frozen_digest = context.checkpoints.latest_meta()[1].get("frozen_digest")
+  if frozen_digest is not None and frozen_digest != context.frozen_digest:
+    raise ValueError(f"the checkpoint at step {step} in {context.workdir} was trained on other "
+                     "frozen weights than the model's (ImageNet weights or best checkpoint "
+                     "changed); start a new --workdir")
+  saved = state.replace(frozen={}) if frozen_digest is not None else state
   sharding = replicated(context.mesh)
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                          state)
+                          saved)
   try:
     restored, _, data_position = context.checkpoints.restore_latest(step, abstract)
   except ValueError as error:
     raise ValueError(
         f"the checkpoint at step {step} in {context.workdir} does not fit this config: "
         f"{str(error).splitlines()[0]}") from None
-  return restored, data_position
+  return restored.replace(frozen=state.frozen), data_position
 
 
 def _save(context: _Run, plan, run: RunState, state, data: phase_data.PhaseData) -> None:
-  context.checkpoints.save(run.global_step, state, _checkpoint_meta(context, plan, run),
-                           data.state())
+  # Without the frozen parameters (the whole trunk in the main job: ~100 MB each epoch).
+  context.checkpoints.save(run.global_step, state.replace(frozen={}),
+                           {**_checkpoint_meta(context, plan, run),
+                            "frozen_digest": context.frozen_digest}, data.state())
 
 
 def _checkpoint_meta(context: _Run, plan, run: RunState) -> dict:
