@@ -178,7 +178,9 @@ class FrozenFeatures:
 
   def __call__(self, split: dataset.LabelledSplit, views, dtype) -> dict[str, np.ndarray]:
     config = self.config
-    if list(views) == [None] and config.feature_cache.dir:
+    # One host: every photograph's file is its own (on several hosts the split's cache
+    # below keeps the hosts' compute collective).
+    if list(views) == [None] and config.feature_cache.dir and jax.process_count() == 1:
       images = [split.source[i]["image"] for i in range(len(split))]
       return {k: v[None] for k, v in self.photos(images, dtype).items()}
     key = feature_cache.cache_key(

@@ -290,13 +290,16 @@ def test_cached_phases_train_the_heads_then_the_last_stage(synthetic_data_dir, t
       "phase2.trainable": "last:1"})
   summary = trainer.train_and_evaluate(config, tmp_path / "run")
   assert summary["best_step"] is not None
-  # One cache entry per (split, cut point): train and val for each phase.
-  assert len(list((tmp_path / "cache").iterdir())) == 4
+  # One cache entry per (split, cut point): train and val for each phase; the evaluation
+  # views (val) kept per photograph, one context per cut point.
+  def entries():
+    return len(list((tmp_path / "cache").iterdir())) - 1 + len(list((tmp_path / "cache" / "photos").iterdir()))
+  assert entries() == 4
   log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
   assert [r["phase"] for r in log if r.get("split") == "val"] == [1, 1, 2]
   # A second run over the same data reuses every cached entry.
   trainer.train_and_evaluate(config, tmp_path / "run2")
-  assert len(list((tmp_path / "cache").iterdir())) == 4
+  assert entries() == 4
 
 
 def test_final_fit_on_train_plus_val_keeps_the_last_epoch(synthetic_data_dir, tmp_path):
