@@ -73,6 +73,10 @@ def base_config() -> ml_collections.ConfigDict:
   config.model = ml_collections.ConfigDict(dict(
       trunk="resnet50", use_se=True, se_ratio=16, dropout=0.2, submodels=False,
       freeze_bn_stats=True, compute_dtype="float32",
+      # Standardise the pooled features before the heads, with the training features' mean
+      # and standard deviation (non-trained statistics, set before the first phase); needs
+      # use_se=False.
+      standardize=False,
       # Load the Keras ImageNet weights into the trunk(s).
       pretrained=True))
   config.weights_dir = ""      # '' = $ARTCLF_PRETRAINED_DIR or checkpoints/pretrained
