@@ -64,11 +64,19 @@ def base_config() -> ml_collections.ConfigDict:
   config.data.augment = ml_collections.ConfigDict(dict(
       image_size=224, resize_size=0, random_crop=True, crop_area=(0.35, 1.35), crop_aspect=(3 / 4, 4 / 3),
       horizontal_flip=True, max_rotation_deg=10.0, brightness=0.2, contrast=0.2,
-      saturation=0.0, grayscale_probability=0.0))
+      saturation=0.0, grayscale_probability=0.0,
+      # Crop letterbox/pillarbox bars of one flat colour before every view (artclf.data.borders):
+      # a line is a bar within bar_tolerance grey levels; bars narrower than bar_min_width px
+      # stay; at least bar_min_content of each side is kept.
+      crop_bars=False, bar_tolerance=12, bar_min_width=2, bar_min_content=0.2))
 
   config.model = ml_collections.ConfigDict(dict(
       trunk="resnet50", use_se=True, se_ratio=16, dropout=0.2, submodels=False,
       freeze_bn_stats=True, compute_dtype="float32",
+      # Standardise the pooled features before the heads, with the training features' mean
+      # and standard deviation (non-trained statistics, set before the first phase); needs
+      # use_se=False.
+      standardize=False,
       # Load the Keras ImageNet weights into the trunk(s).
       pretrained=True))
   config.weights_dir = ""      # '' = $ARTCLF_PRETRAINED_DIR or checkpoints/pretrained

@@ -5,14 +5,18 @@
   preprocess_example(bytes, ...)    either of them from encoded bytes, optionally normalised
   caffe_normalize(views)            uint8 RGB -> the float32 input of the Keras ResNet50
 
+Both views start from `picture`: the decoded picture, without its letterbox or pillarbox
+bars when config.crop_bars (artclf.data.borders; `picture_box` says where that part lies).
+
 Evaluation view: decode (JPEGs in Pillow's draft mode when they are much larger than
-needed), resize the shorter side to `eval_resize_size` (by default image_size x 256 /
+needed), crop the bars if asked, resize the shorter side to `eval_resize_size` (by default image_size x 256 /
 224, the ImageNet habit), centre-crop `image_size`; no randomness at all. Evaluation,
 prediction, Grad-CAM, the feature cache and the benches all call `eval_view`, so a photo
 gives the same pixels on every path.
 
 Training view, all in one pass over the pixels:
-  1. decode (JPEGs with Pillow's draft mode when they are much larger than needed);
+  1. decode (JPEGs with Pillow's draft mode when they are much larger than needed), and
+     crop the bars if asked;
   2. one affine `Image.transform` that does the random resized crop (zoom in
      and out, aspect jitter, translation), the small rotation and the
      horizontal flip together, resampling once; a box `reduce` first when the
@@ -38,7 +42,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from artclf.data import images
+from artclf.data import borders, images
 
 # ImageNet mean in RGB: zero after caffe normalisation.
 IMAGENET_MEAN_RGB = (124, 116, 104)
@@ -85,10 +89,21 @@ class AugmentConfig:
   # Let the JPEG decoder downscale (by 1/2, 1/4, 1/8) pictures much larger
   # than needed: to >= 2 x image_size in training, >= resize_size in evaluation.
   jpeg_draft: bool = True
+  # Crop uniform letterbox/pillarbox bars (artclf.data.borders) before anything else, in
+  # training and evaluation alike; the bar_* thresholds are borders.BarSettings'.
+  crop_bars: bool = False
+  bar_tolerance: int = 12
+  bar_min_width: int = 2
+  bar_min_content: float = 0.2
 
   @property
   def eval_resize_size(self) -> int:
     return eval_resize_size(self.image_size, self.resize_size)
+
+  @property
+  def bar_settings(self) -> borders.BarSettings:
+    return borders.BarSettings(tolerance=self.bar_tolerance, min_width=self.bar_min_width,
+                               min_content=self.bar_min_content)
 
 
 def eval_resize_size(image_size: int, resize_size: int | None = None) -> int:
@@ -146,7 +161,8 @@ def train_view(image_bytes: bytes, config: AugmentConfig, rng: np.random.Generat
   size = config.image_size
   # Draft decoding only shrinks JPEGs whose both sides stay >= 2 x the output,
   # so that the zoomed-in crops keep their detail.
-  image = images.decode_image(image_bytes, draft_size=2 * size if config.jpeg_draft else None)
+  image = picture(images.decode_image(
+      image_bytes, draft_size=2 * size if config.jpeg_draft else None), config)
   width, height = image.size
   params = sample_view_params(config, rng, width, height)
   if config.resample == "supersample":
@@ -260,8 +276,21 @@ def eval_view(image, config: AugmentConfig = AugmentConfig()) -> np.ndarray:
   if isinstance(image, (bytes, bytearray, memoryview)):
     image = images.decode_image(
         bytes(image), draft_size=config.eval_resize_size if config.jpeg_draft else None)
+  image = picture(image, config)
   image = center_crop(resize_shorter_side(image, config.eval_resize_size), config.image_size)
   return np.asarray(image, dtype=np.uint8)
+
+
+def picture(image: Image.Image, config: AugmentConfig) -> Image.Image:
+  """The part of a decoded picture that views are made from: all of it, or without its bars."""
+  return borders.crop_bars(image, config.bar_settings) if config.crop_bars else image
+
+
+def picture_box(image: Image.Image, config: AugmentConfig) -> tuple[int, int, int, int]:
+  """(left, top, right, bottom) of `picture(image, config)` within `image`."""
+  if not config.crop_bars:
+    return (0, 0) + image.size
+  return borders.bar_box(image, config.bar_settings)
 
 
 def resize_shorter_side(image: Image.Image, size: int,

@@ -1,7 +1,10 @@
 """The classifier: a trunk, a squeeze-and-excitation block and one head per task.
 
 On the trunk's last feature map sits an SE block, then global average pooling, optional
-dropout and one linear head per task of the run's scheme (`ModelSpec.heads`: each task's
+dropout, optional standardisation (`standardize`: the pooled vector less the training
+features' mean, over their standard deviation; non-trained statistics set once from the
+training features before the first phase, `ArtClassifier.set_feature_statistics`) and
+one linear head per task of the run's scheme (`ModelSpec.heads`: each task's
 name and class count, from `artclf.scheme`). In `submodels` mode the model holds one
 independent trunk+SE+head network per task (the study's design), behind the same call.
 """
@@ -42,8 +45,15 @@ class Heads(nnx.Module):
   """The part above the trunk: SE block (optional), pooling, dropout, one linear head per task."""
 
   def __init__(self, features: int, heads: Sequence[tuple[str, int]], *, use_se: bool,
-               se_ratio: int, dropout: float, dtype=None, rngs: nnx.Rngs):
+               se_ratio: int, dropout: float, standardize: bool = False, dtype=None,
+               rngs: nnx.Rngs):
+    if standardize and use_se:
+      raise ValueError("model.standardize=True needs model.use_se=False: the statistics are "
+                       "those of fixed pooled features, which an SE block would change")
     self.tasks = tuple(task for task, _ in heads)
+    # Statistics, not parameters: set from the training features, never trained.
+    self.feature_mean = nnx.BatchStat(jnp.zeros(features)) if standardize else None
+    self.feature_scale = nnx.BatchStat(jnp.ones(features)) if standardize else None
     self.se = SqueezeExcite(features, se_ratio, dtype=dtype, rngs=rngs) if use_se else None
     self.dropout = nnx.Dropout(dropout)
     # Heads compute in f32: their logits feed the loss and calibration directly.
@@ -66,7 +76,15 @@ class Heads(nnx.Module):
     return self.logits_of_pooled(pooled)
 
   def logits_of_pooled(self, pooled):
+    if self.feature_mean is not None:
+      pooled = (pooled - self.feature_mean[...]) / self.feature_scale[...]
     return {task: self.heads[task](pooled) for task in self.tasks}
+
+  def set_feature_statistics(self, pooled: jax.Array, min_scale: float = 1e-3) -> None:
+    """Standardisation from pooled training vectors [N, features] (scale at least min_scale)."""
+    pooled = jnp.asarray(pooled, jnp.float32)
+    self.feature_mean[...] = jnp.mean(pooled, axis=0)
+    self.feature_scale[...] = jnp.maximum(jnp.std(pooled, axis=0), min_scale)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +96,8 @@ class ModelSpec:
   use_se: bool = True
   se_ratio: int = 16
   dropout: float = 0.0
+  # Standardise the pooled features before the heads (needs use_se=False).
+  standardize: bool = False
   submodels: bool = False
   # Keep the trunk's BatchNorm on its moving statistics even while training: small
   # fine-tuning batches give noisy batch statistics that would spoil the ImageNet ones.
@@ -104,7 +124,8 @@ class _TrunkAndHeads(nnx.Module):
     self.freeze_bn_stats = spec.freeze_bn_stats
     self.trunk = trunks.build_trunk(spec.trunk, dtype=dtype, rngs=rngs)
     self.head = Heads(trunks.num_features(spec.trunk), heads, use_se=spec.use_se,
-                      se_ratio=spec.se_ratio, dropout=spec.dropout, dtype=dtype, rngs=rngs)
+                      se_ratio=spec.se_ratio, dropout=spec.dropout,
+                      standardize=spec.standardize, dtype=dtype, rngs=rngs)
 
   @property
   def pooled_stage(self) -> int:
@@ -171,6 +192,11 @@ class ArtClassifier(nnx.Module):
   def pooled_features(self) -> int:
     """The length of `pooled`'s vectors."""
     return len(self.nets) * trunks.num_features(self.spec.trunk)
+
+  def set_feature_statistics(self, pooled: dict[str, jax.Array]) -> None:
+    """Sets each net's standardisation from its pooled training vectors {net name: [N, D]}."""
+    for name, net in self.nets.items():
+      net.head.set_feature_statistics(pooled[name])
 
   def features(self, images, train: bool = False, end_stage: int | None = None):
     """Trunk outputs after stage `end_stage - 1` (all stages by default), keyed like

@@ -3,7 +3,9 @@
 For a head's predicted class c, the gradient of its logit with respect to the last
 stage's feature map A [h, w, K] gives one weight per channel (its spatial mean); the
 map is ReLU(sum_k w_k A_k), scaled to [0, 1]. The map covers the model's centre crop;
-it is placed back onto the full picture (zero outside the crop) at the picture's size.
+it is placed back onto the full picture (zero outside the crop) at the picture's size, on
+the part of it the view came from (`transforms.picture_box`: without its bars if the run
+crops them).
 """
 
 from __future__ import annotations
@@ -71,6 +73,20 @@ def explain(trained, picture: Image.Image, view: np.ndarray | None = None) -> di
   """
   view = trained.view(picture) if view is None else view
   cams = class_activation_maps(trained.model, view)
-  return {task: to_picture(cams[task], picture.size, trained.image_size,
-                           trained.augment.eval_resize_size)
+  box = transforms.picture_box(picture, trained.augment)
+  return {task: within(to_picture(cams[task], (box[2] - box[0], box[3] - box[1]),
+                                  trained.image_size, trained.augment.eval_resize_size),
+                       picture.size, box)
           for task in trained.scheme.tasks}
+
+
+def within(heatmap: np.ndarray, picture_size: tuple[int, int],
+           box: tuple[int, int, int, int]) -> np.ndarray:
+  """A map of the part `box` (left, top, right, bottom) of a picture, placed on the whole
+  picture (zero outside): where the view came from when its bars were cropped."""
+  width, height = picture_size
+  if box == (0, 0, width, height):
+    return heatmap
+  canvas = np.zeros((height, width), np.float32)
+  canvas[box[1]:box[3], box[0]:box[2]] = heatmap
+  return canvas

@@ -79,6 +79,11 @@ class PhaseData:
     """Inputs of validation rows `rows`, for `inference.forward_rows`."""
     raise NotImplementedError
 
+  def train_pooled(self) -> dict[str, np.ndarray] | None:
+    """{net name: [rows, D]} pooled final trunk features of the training views, when this
+    source holds them (a cache of the whole trunk); None otherwise."""
+    return None
+
   def state(self) -> dict:
     """The data position to save with a checkpoint (JSON)."""
     return {}
@@ -214,6 +219,17 @@ class CachedData(PhaseData):
         config.data.sampling, config.data.sampling_power, _sampling_max_weight(config.data))
     self.num_val = len(val)
     self.val_labels = val.labels
+    self.all_train_views = train_cache
+    self.pooled = pooled
+    self.whole_trunk = plan.start_stage == model.num_stages
+
+  def train_pooled(self) -> dict[str, np.ndarray] | None:
+    if not (self.pooled or self.whole_trunk):
+      return None
+    # Every cached view: [views, N, D] pooled vectors, or [views, N, H, W, D] final maps.
+    return {name: np.asarray(f if self.pooled else np.asarray(f, np.float32).mean(axis=(2, 3)),
+                             np.float32).reshape(-1, f.shape[-1])
+            for name, f in self.all_train_views.items()}
 
   def next_batch(self, step: int) -> dict:
     return self.batches.batch(step, jax.process_index(), jax.process_count())

@@ -38,7 +38,8 @@ from artclf.models import trunks
 from artclf.run import checkpoint as run_checkpoint
 from artclf.run import finalize, forward, neighbours
 from artclf.run import trained as trained_lib
-from artclf.train import checkpoints, metric_writer, phase_data, steps, timings as timings_lib
+from artclf.train import checkpoints, metric_writer, phase_data, standardize, steps
+from artclf.train import timings as timings_lib
 from artclf.train import optimizer as optimizer_lib
 from artclf.train import workdir as workdir_lib
 from artclf.train.run_state import RunState
@@ -332,6 +333,13 @@ def _run_phase(context: _Run, plan: phase_data.PhasePlan, run: RunState) -> phas
                                       context.val, context.mesh,
                                       config.eval_batch_size // jax.process_count())
   data.restore(data_position)
+  if config.model.get("standardize") and plan.index == 0 and run.phase_step == 0:
+    standardize.set_statistics(model, data, config, context.train, context.mesh,
+                               config.eval_batch_size // jax.process_count())
+    stats = steps.split_model(model, is_trainable)[3]
+    ema_stats = None if state.ema_batch_stats is None else jax.tree.map(jnp.copy, stats)
+    state = put_replicated(state.replace(batch_stats=stats, ema_batch_stats=ema_stats),
+                           context.mesh)
 
   train_fn = steps.jit_train_step(
       context.mesh, graphdef=graphdef, tx=tx, schedule=schedule,

@@ -1,0 +1,235 @@
+"""The heads of bench/source_levers.py: cpu_quick's heads on pooled features, with levers.
+
+Losses, class weights, optimiser and schedule are the library's own (artclf.train.losses,
+artclf.data.balance, artclf.train.optimizer), so that the heads fitted here train as the
+trainer's do on the feature cache; only the loop is written out, over arrays in memory.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from artclf import scheme as scheme_lib
+from artclf.data import balance
+from artclf.train import losses
+from artclf.train import optimizer as optimizer_lib
+from bench import feature_bank
+
+SCHEME = scheme_lib.DEFAULT
+SPLITS = ("train", "val", "test")
+
+
+def parse_lever(name: str) -> dict:
+  """'std+bars+adv=3' -> {'bars': True, 'std': True, 'balanced': False, 'adv': 3.0}."""
+  settings = {"bars": False, "std": False, "balanced": False, "adv": None}
+  for part in name.split("+"):
+    if part == "base":
+      continue
+    if part.startswith("adv="):
+      settings["adv"] = float(part[4:])
+    elif part in ("bars", "std", "balanced"):
+      settings[part] = True
+    else:
+      raise ValueError(f"unknown lever {part!r} in {name!r}")
+  return settings
+
+
+def load_banks(data_dir, config, crop_bars: bool) -> dict:
+  """{split: {'x': [N, D], 'labels': {task: [N]}, 'museum': [N]}} of evaluation views."""
+  augment = {**dict(config.data.augment), "crop_bars": crop_bars}
+  banks = {}
+  for split in SPLITS:
+    bank = feature_bank.pooled(data_dir, split, augment=augment)
+    banks[split] = {"x": bank["features"][0], "labels": bank["labels"],
+                    "museum": np.asarray(bank["metadata"]["museum"])}
+  return banks
+
+
+def _rows(bank: dict, keep: np.ndarray) -> dict:
+  return {"x": bank["x"][keep], "labels": {t: v[keep] for t, v in bank["labels"].items()},
+          "museum": bank["museum"][keep]}
+
+
+def _concat(banks: list[dict]) -> dict:
+  return {"x": np.concatenate([b["x"] for b in banks]),
+          "labels": {t: np.concatenate([b["labels"][t] for b in banks]) for t in SCHEME.tasks},
+          "museum": np.concatenate([b["museum"] for b in banks])}
+
+
+def balanced_accuracy(labels: np.ndarray, logits: np.ndarray) -> float:
+  """Mean recall over the classes present among the known labels (nan if none is known)."""
+  known = labels != scheme_lib.UNKNOWN
+  if not known.any():
+    return float("nan")
+  preds = np.argmax(logits[known], axis=-1)
+  truth = labels[known]
+  return float(np.mean([np.mean(preds[truth == c] == c) for c in np.unique(truth)]))
+
+
+def scores(params, forward, bank: dict) -> dict:
+  logits = forward(params, jnp.asarray(bank["x"]))
+  figures = {t: balanced_accuracy(bank["labels"][t], np.asarray(logits[t])) for t in SCHEME.tasks}
+  figures["mean"] = float(np.nanmean([figures[t] for t in SCHEME.tasks]))
+  return figures
+
+
+def init_params(dim: int, settings: dict, museums: list[str], hidden: int, seed: int) -> dict:
+  """Heads initialised like nnx.Linear (lecun normal kernels, zero biases)."""
+  keys = iter(jax.random.split(jax.random.PRNGKey(seed), 16))
+  lecun = jax.nn.initializers.lecun_normal()
+  params = {}
+  width = dim
+  if settings["adv"] is not None:
+    params["map"] = {"kernel": lecun(next(keys), (dim, hidden)), "bias": jnp.zeros(hidden)}
+    width = hidden
+    params["adversary"] = {
+        c: {"kernel": lecun(next(keys), (width, len(museums))), "bias": jnp.zeros(len(museums))}
+        for c in range(SCHEME.num_classes("culture"))}
+  params["head"] = {t: {"kernel": lecun(next(keys), (width, SCHEME.num_classes(t))),
+                        "bias": jnp.zeros(SCHEME.num_classes(t))} for t in SCHEME.tasks}
+  return params
+
+
+def make_forward(mean: np.ndarray, scale: np.ndarray):
+  def hidden(params, x):
+    x = (x - mean) / scale
+    if "map" in params:
+      x = x @ params["map"]["kernel"] + params["map"]["bias"]
+    return x
+
+  def forward(params, x):
+    z = hidden(params, x)
+    return {t: z @ params["head"][t]["kernel"] + params["head"][t]["bias"] for t in SCHEME.tasks}
+  return hidden, jax.jit(forward)
+
+
+def adversary_loss(params, z, culture, museum, strength: float):
+  """Museum cross-entropy of the per-culture museum heads, through gradient reversal on z."""
+  reversed_z = jax.lax.stop_gradient(z) * (1 + strength) - strength * z  # value z, gradient -L
+  total, count = 0.0, 0.0
+  for c, head in params["adversary"].items():
+    logits = reversed_z @ head["kernel"] + head["bias"]
+    rows = (culture == c).astype(jnp.float32)
+    per_row = optax.softmax_cross_entropy_with_integer_labels(logits, museum)
+    total = total + jnp.sum(per_row * rows)
+    count = count + jnp.sum(rows)
+  return total / jnp.maximum(count, 1.0)
+
+
+def fit(train: dict, val: dict, config, settings: dict, seed: int, hidden: int):
+  """(params, forward) of the heads, selected on val as the trainer selects."""
+  museums = sorted(set(train["museum"]))
+  museum_ids = np.searchsorted(museums, train["museum"]).astype(np.int32)
+  if settings["std"]:
+    mean, scale = train["x"].mean(0), np.maximum(train["x"].std(0), 1e-3)
+  else:
+    mean, scale = np.zeros(train["x"].shape[1], np.float32), np.ones(train["x"].shape[1], np.float32)
+  hidden_fn, forward = make_forward(jnp.asarray(mean), jnp.asarray(scale))
+  counts = balance.class_counts(train["labels"], SCHEME)
+  class_weights = {t: jnp.asarray(balance.class_weights(counts[t], power=config.loss.class_weight_power))
+                   for t in SCHEME.tasks} if config.loss.class_weights else None
+  task_weights = {t: float(config.loss.task_weights.get(t, 1.0)) for t in SCHEME.tasks}
+  batch_size, phase = config.batch_size, config.phase1
+  steps_per_epoch = len(train["x"]) // batch_size
+  schedule = optimizer_lib.learning_rate_schedule(phase.learning_rate, steps_per_epoch,
+                                                  phase.decay_rate, phase.decay_epochs)
+  tx = optimizer_lib.make_optimizer(config.optimizer, schedule)
+  params = init_params(train["x"].shape[1], settings, museums, hidden, seed)
+  opt_state = tx.init(params)
+  strength = settings["adv"] or 0.0
+
+  @jax.jit
+  def step(params, opt_state, x, labels, museum):
+    def loss_fn(params):
+      z = hidden_fn(params, x)
+      logits = {t: z @ params["head"][t]["kernel"] + params["head"][t]["bias"] for t in SCHEME.tasks}
+      loss, _ = losses.total_loss(logits, labels, task_weights, class_weights,
+                                  config.loss.label_smoothing)
+      loss = loss + config.loss.head_l2 * sum(jnp.sum(jnp.square(h["kernel"]))
+                                              for h in params["head"].values())
+      if "adversary" in params:
+        loss = loss + adversary_loss(params, z, labels["culture"], museum, strength)
+      return loss
+    grads = jax.grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  rng = np.random.default_rng(seed)
+  weights = _sampling_weights(train) if settings["balanced"] else None
+  history, snapshots = [], []
+  for _ in range(phase.epochs):
+    order = (rng.choice(len(train["x"]), len(train["x"]), p=weights) if weights is not None
+             else rng.permutation(len(train["x"])))
+    for i in range(steps_per_epoch):
+      rows = order[i * batch_size:(i + 1) * batch_size]
+      params, opt_state = step(params, opt_state, jnp.asarray(train["x"][rows]),
+                               {t: jnp.asarray(v[rows]) for t, v in train["labels"].items()},
+                               jnp.asarray(museum_ids[rows]))
+    history.append(scores(params, forward, val)["mean"])
+    snapshots.append(params)
+  window = config.selection_window
+  smoothed = [np.mean(history[max(0, e - window + 1):e + 1]) for e in range(len(history))]
+  return snapshots[int(np.argmax(smoothed))], forward
+
+
+def _sampling_weights(train: dict) -> np.ndarray:
+  """Row weights 1 / count(museum, culture), normalised: every (source, class) equally often."""
+  keys = list(zip(train["museum"], train["labels"]["culture"]))
+  counts = collections.Counter(keys)
+  weights = np.array([1.0 / counts[k] for k in keys])
+  return weights / weights.sum()
+
+
+def loso(banks: dict, config, settings: dict, seed: int, holdouts, hidden: int) -> dict:
+  """{'folds': {museum: scores on all its rows}, 'test': scores of the full fit on test}."""
+  everything = _concat([banks[s] for s in SPLITS])
+  folds = {}
+  for museum in holdouts:
+    train = _rows(banks["train"], banks["train"]["museum"] != museum)
+    val = _rows(banks["val"], banks["val"]["museum"] != museum)
+    params, forward = fit(train, val, config, settings, seed, hidden)
+    folds[museum] = scores(params, forward, _rows(everything, everything["museum"] == museum))
+  params, forward = fit(banks["train"], banks["val"], config, settings, seed, hidden)
+  return {"folds": folds, "test": scores(params, forward, banks["test"]),
+          "val": scores(params, forward, banks["val"])}
+
+
+def summarise(runs: list[dict]) -> dict:
+  """Means and standard deviations over seeds of every figure."""
+  def stats(values):
+    values = np.asarray(values, np.float64)
+    return {"mean": float(np.nanmean(values)), "std": float(np.nanstd(values))}
+  out = {"folds": {}, "seeds": len(runs)}
+  for museum in runs[0]["folds"]:
+    out["folds"][museum] = {k: stats([r["folds"][museum][k] for r in runs])
+                            for k in runs[0]["folds"][museum]}
+  out["held_out_mean"] = stats([np.mean([r["folds"][m]["mean"] for m in r["folds"]]) for r in runs])
+  out["test"] = {k: stats([r["test"][k] for r in runs]) for k in runs[0]["test"]}
+  out["val"] = {k: stats([r["val"][k] for r in runs]) for k in runs[0]["val"]}
+  return out
+
+
+def one_line(result: dict) -> str:
+  per = ", ".join(f"{m} {100 * f['mean']['mean']:.1f}" for m, f in result["folds"].items())
+  return (f"held-out mean {100 * result['held_out_mean']['mean']:.1f}"
+          f"+-{100 * result['held_out_mean']['std']:.1f} ({per}); "
+          f"test {100 * result['test']['mean']['mean']:.1f}, val {100 * result['val']['mean']['mean']:.1f}")
+
+
+def markdown(results: dict, holdouts, seeds: int) -> str:
+  """One row per lever: held-out mean, each source's mean and culture, test and val means."""
+  head = (["lever", "held-out mean"] + [f"{m} mean / culture" for m in holdouts] +
+          ["test mean", "test period", "val mean"])
+  lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+  pct = lambda s: f"{100 * s['mean']:.1f}"
+  for lever, r in results.items():
+    cells = [lever, f"{pct(r['held_out_mean'])} ± {100 * r['held_out_mean']['std']:.1f}"]
+    cells += [f"{pct(r['folds'][m]['mean'])} / {pct(r['folds'][m]['culture'])}" for m in holdouts]
+    cells += [pct(r["test"]["mean"]), pct(r["test"]["period"]), pct(r["val"]["mean"])]
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines) + f"\n\n(means over {seeds} seed(s); ± is the spread over seeds)\n"
