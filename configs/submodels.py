@@ -15,4 +15,5 @@ def get_config():
   config = cpu_quick.get_config()
   config.model.submodels = True
   config.model.use_se = True  # the study's submodels each have an SE block
+  config.model.standardize = False  # its statistics are of fixed pooled vectors; SE gates vary
   return config
