@@ -160,8 +160,11 @@ def frozen_features(base_run: trained_lib.TrainedModel, settings) -> phase_data.
   if first == 0:
     raise AdaptError(f"adapt needs a frozen part: trainable={settings.trainable!r} trains "
                      "every stage (use 'heads' or 'last:N')")
+  # As training caches them: the pooled vectors where the heads alone read them (no SE).
+  heads_alone = first == model.num_stages and model.pooled_stage is not None
   plan = phase_data.PhasePlan(0, ml_collections.ConfigDict({"trainable": settings.trainable}),
-                              first, use_cache=True)
+                              first, use_cache=True,
+                              cache_stage=model.pooled_stage if heads_alone else first)
   config = base_run.config
   return phase_data.FrozenFeatures(config, plan, model, make_mesh(),
                                    config.eval_batch_size // jax.process_count())
@@ -171,7 +174,7 @@ def base_rows(config, scheme, frozen: phase_data.FrozenFeatures) -> tuple[fit.Ro
   """The base run's training and validation rows: eval-view features from the cache."""
   data_dir = dataset.ensure_built(config.data)
   _, _, train, val = trainer.open_data(config, data_dir)
-  train_features = frozen(train, [None], np.dtype(config.feature_cache.dtype))
+  train_features = frozen(train, [None], frozen.train_dtype)
   val_features = frozen(val, [None], np.float32)
   return (fit.Rows({k: v[0] for k, v in train_features.items()}, train.labels,
                    np.ones(len(train), np.float32)),
@@ -181,13 +184,13 @@ def base_rows(config, scheme, frozen: phase_data.FrozenFeatures) -> tuple[fit.Ro
 
 def photo_context(frozen: phase_data.FrozenFeatures) -> str:
   """What the taught photographs' features depend on: the frozen weights, the view."""
-  return frozen.context(np.dtype(frozen.config.feature_cache.dtype))
+  return frozen.context(frozen.train_dtype)
 
 
 def photo_rows(frozen: phase_data.FrozenFeatures, images: list[bytes],
                labels: dict[str, np.ndarray], weight: float) -> fit.Rows:
   """Rows of photographs (encoded bytes), their features computed once per photograph."""
-  features = frozen.photos(images, np.dtype(frozen.config.feature_cache.dtype))
+  features = frozen.photos(images, frozen.train_dtype)
   return fit.Rows(features, labels, np.full(len(images), weight, np.float32))
 
 

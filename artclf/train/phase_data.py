@@ -151,6 +151,9 @@ class FrozenFeatures:
         model, nnx.Not(nnx.All(nnx.Param, optimizer_lib.trainable_filter(
             plan.config.trainable, model.num_stages))))))]
     self.frozen_digest = feature_cache.cache_key({}, self.frozen)
+    # Pooled vectors are small: always float32; feature maps in config.feature_cache.dtype.
+    self.train_dtype = np.dtype(np.float32 if plan.start_stage == model.pooled_stage
+                                else config.feature_cache.dtype)
 
   def description(self, dtype) -> dict:
     """What the features depend on besides the records, the views and the frozen weights."""
@@ -206,9 +209,8 @@ class CachedData(PhaseData):
     augmenting = _augmenting(transforms.from_config(config.data.augment))
     train_views = list(range(config.feature_cache.num_views)) if augmenting else [None]
     cached = FrozenFeatures(config, plan, model, mesh, local_batch_size)
-    # Pooled vectors are small: always float32.
     pooled = plan.start_stage == model.pooled_stage
-    train_dtype = np.dtype(np.float32 if pooled else config.feature_cache.dtype)
+    train_dtype = cached.train_dtype
     train_cache = cached(train, train_views, train_dtype)
     self.start_stage = plan.start_stage
     self.train_cache = train_cache if train_views == [None] and train_dtype == np.float32 else None
