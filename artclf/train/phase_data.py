@@ -147,9 +147,12 @@ class FrozenFeatures:
     self.config, self.plan, self.mesh, self.local_batch_size = config, plan, mesh, local_batch_size
     self.augment = transforms.from_config(config.data.augment)
     self.apply = forward.jit_frozen_features(model, plan.start_stage, mesh)
+    # The trunk's frozen state alone shapes the features: the heads' statistics (set by
+    # standardisation after this, or taught by adapt) must not change the cache key.
     self.frozen = [np.asarray(x) for x in jax.tree.leaves(nnx.to_pure_dict(nnx.state(
-        model, nnx.Not(nnx.All(nnx.Param, optimizer_lib.trainable_filter(
-            plan.config.trainable, model.num_stages))))))]
+        model, nnx.All(nnx.PathContains("trunk"), nnx.Not(nnx.All(
+            nnx.Param, optimizer_lib.trainable_filter(plan.config.trainable,
+                                                      model.num_stages)))))))]
     self.frozen_digest = feature_cache.cache_key({}, self.frozen)
     # Pooled vectors are small: always float32; feature maps in config.feature_cache.dtype.
     self.train_dtype = np.dtype(np.float32 if plan.start_stage == model.pooled_stage
