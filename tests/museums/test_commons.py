@@ -82,7 +82,7 @@ def _page_id(title: str) -> int:
 
 
 def _stable_seed(text: str) -> int:
-  """A seed of `text` that is the same in every process (unlike hash())."""
+  """A seed of `text` that is the same in every process (unlike the built-in string hash)."""
   return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
@@ -184,7 +184,7 @@ class FakeCommons:
                    "query": {"pages": [self._page(t) for t in titles]}})
     if path.startswith("/thumb/"):
       n = self.count(path)
-      # Seeded from a stable digest of the path: hash() of a string changes with every
+      # Seeded from a stable digest of the path: the built-in string hash changes with every
       # process (PYTHONHASHSEED), and two photographs could then get the same pixels.
       return 200, {"Content-Type": "image/jpeg"}, _jpeg(_stable_seed(path) + n * 0), \
           self.image_delay
