@@ -33,7 +33,7 @@ def main(argv) -> int:
   overrides = _CONFIG.value.to_dict() if _CONFIG.value is not None else None
   try:
     adapter.adapt(_WORKDIR.value, _LABELS.value, _OUT.value, holdout_fraction=_HOLDOUT.value,
-                  config_overrides=overrides)
+                  config_overrides=overrides, photos_as_neighbours=True)
   except (FileNotFoundError, ValueError) as error:
     return runtime.report_error(error)
   return 0

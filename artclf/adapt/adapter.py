@@ -36,7 +36,7 @@ from artclf.data import dataset, feature_store
 from artclf.eval import calibration, metrics
 from artclf.mesh import make_mesh
 from artclf.run import checkpoint as run_checkpoint
-from artclf.run import finalize
+from artclf.run import finalize, neighbours
 from artclf.run import trained as trained_lib
 from artclf.train import checkpoints, phase_data, trainer
 from artclf.train import optimizer as optimizer_lib
@@ -74,7 +74,8 @@ def settings_from(config_overrides=None, holdout_fraction: float | None = None
 def adapt(base_workdir: str | os.PathLike, labels_csv: str | os.PathLike,
           out_workdir: str | os.PathLike, *, holdout_fraction: float | None = None,
           config_overrides: dict | ml_collections.ConfigDict | None = None,
-          progress: Callable[[str, float], None] | None = None) -> dict:
+          progress: Callable[[str, float], None] | None = None,
+          photos_as_neighbours: bool = False) -> dict:
   """Writes to `out_workdir` a complete run adapted from `base_workdir` with the rows of
   `labels_csv`; returns its summary (also OUT/adapt_summary.json; see the module doc).
 
@@ -97,11 +98,24 @@ def adapt(base_workdir: str | os.PathLike, labels_csv: str | os.PathLike,
             "csv_sha256": rows.sha256, "settings": settings.to_dict()}
   _claim(out, inputs)
   summary = _adapt_into(out, base_run, rows, settings, report)
+  if photos_as_neighbours:  # the page adds its own photos, under the names it shows
+    report("the taught photos among the neighbours", 0.95)
+    add_neighbours(out, base, rows, base_run.scheme)
   summary["seconds"] = round(time.time() - started, 2)
   records.write_json(out / records.SUMMARY_FILE, summary)
   report("done", 1.0)
   print(summary_text(summary, base_run.scheme))
   return summary
+
+
+def add_neighbours(out: pathlib.Path, base: pathlib.Path, rows: corrections.Corrections,
+                   scheme: scheme_lib.LabelScheme) -> None:
+  """Adds the CSV's photographs, with their labels, to the new run's nearest photos."""
+  photos = [(row.image.name, row.image_bytes,
+             {task: "" if row.labels[task] == scheme_lib.UNKNOWN
+              else scheme.classes[task][row.labels[task]] for task in scheme.tasks})
+            for row in rows.rows]
+  neighbours.add_photos(trained_lib.load(out, batch_size=32), photos, related=[base])
 
 
 def _claim(out: pathlib.Path, inputs: dict) -> None:

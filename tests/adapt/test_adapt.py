@@ -11,6 +11,7 @@ import pytest
 import artclf
 from artclf.adapt import adapter, corrections, records
 from artclf.eval import evaluation
+from artclf.run import neighbours
 from artclf.run import trained as trained_lib
 from tests.adapt import conftest
 from tests.conftest import REPO_ROOT
@@ -142,3 +143,17 @@ def test_a_run_that_fine_tuned_trunk_stages_is_adapted(tmp_path):
   summary = adapter.adapt(base, csv, tmp_path / "out", holdout_fraction=0.25)
   assert summary["rows_holdout"] == 2
   assert artclf.predict(conftest.photo(5, (220, 40, 40)), workdir=tmp_path / "out")["culture"]
+
+
+def test_the_commands_photos_join_the_new_runs_nearest_photos(base_run, tmp_path):
+  csv = conftest.write_corrections(tmp_path / "collection", count=4)
+  adapter.adapt(base_run, csv, tmp_path / "out", holdout_fraction=0,
+                photos_as_neighbours=True)  # as `python -m artclf.adapt` asks
+  model = trained_lib.load(tmp_path / "out")
+  index = neighbours.index_for(model, related=[base_run])
+  taught = [index.entry(row) for row in range(len(index)) if index.entry(row).get("taught")]
+  assert [(e["image"], e["labels"]["culture"]) for e in taught] == [
+      ("p0.jpg", "greek"), ("p1.jpg", "roman"), ("p2.jpg", "greek"), ("p3.jpg", "roman")]
+  photo = (tmp_path / "collection" / "photos" / "p1.jpg").read_bytes()
+  found = artclf.predict(photo, model=model, neighbours=1)["neighbours"][0]
+  assert found["image"] == "p1.jpg" and found["similarity"] == pytest.approx(1.0, abs=2e-3)
