@@ -212,11 +212,15 @@ class CachedData(PhaseData):
     augmenting = _augmenting(transforms.from_config(config.data.augment))
     train_views = list(range(config.feature_cache.num_views)) if augmenting else [None]
     cached = FrozenFeatures(config, plan, model, mesh, local_batch_size)
-    pooled = plan.start_stage == model.pooled_stage
-    train_dtype = cached.train_dtype
-    train_cache = cached(train, train_views, train_dtype)
+    train_cache = cached(train, train_views, cached.train_dtype)
     self.start_stage = plan.start_stage
-    self.train_cache = train_cache if train_views == [None] and train_dtype == np.float32 else None
+    self.train_views = train_cache  # every cached view of every training image
+    # The evaluation view alone, in float32, is what the final fits read.
+    self.train_cache = (train_cache if train_views == [None] and cached.train_dtype == np.float32
+                        else None)
+    # Axes pooled to give the vectors the heads read: none for cached pooled vectors, the
+    # spatial ones for cached final maps; None where the cache holds an earlier stage.
+    self.pooling_axes = {model.pooled_stage: (), model.num_stages: (2, 3)}.get(plan.start_stage)
     # Validation in float32: model selection sees what evaluate and predict compute.
     self.val_cache = cached(val, [None], np.float32)
     self.batches = feature_cache.CachedBatches(
@@ -224,17 +228,12 @@ class CachedData(PhaseData):
         config.data.sampling, config.data.sampling_power, _sampling_max_weight(config.data))
     self.num_val = len(val)
     self.val_labels = val.labels
-    self.all_train_views = train_cache
-    self.pooled = pooled
-    self.whole_trunk = plan.start_stage == model.num_stages
 
   def train_pooled(self) -> dict[str, np.ndarray] | None:
-    if not (self.pooled or self.whole_trunk):
+    if self.pooling_axes is None:
       return None
-    # Every cached view: [views, N, D] pooled vectors, or [views, N, H, W, D] final maps.
-    return {name: np.asarray(f if self.pooled else np.asarray(f, np.float32).mean(axis=(2, 3)),
-                             np.float32).reshape(-1, f.shape[-1])
-            for name, f in self.all_train_views.items()}
+    return {name: np.asarray(f, np.float32).mean(axis=self.pooling_axes).reshape(-1, f.shape[-1])
+            for name, f in self.train_views.items()}
 
   def next_batch(self, step: int) -> dict:
     return self.batches.batch(step, jax.process_index(), jax.process_count())
