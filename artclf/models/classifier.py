@@ -119,10 +119,11 @@ class ModelSpec:
 class _TrunkAndHeads(nnx.Module):
   """One trunk, one SE block and `heads`: [(task, number of classes), ...]."""
 
-  def __init__(self, spec: ModelSpec, heads: Sequence[tuple[str, int]], rngs: nnx.Rngs):
+  def __init__(self, spec: ModelSpec, heads: Sequence[tuple[str, int]], rngs: nnx.Rngs,
+               random_trunk: bool = True):
     dtype = None if spec.compute_dtype == "float32" else jnp.dtype(spec.compute_dtype)
     self.freeze_bn_stats = spec.freeze_bn_stats
-    self.trunk = trunks.build_trunk(spec.trunk, dtype=dtype, rngs=rngs)
+    self.trunk = trunks.build_trunk(spec.trunk, dtype=dtype, rngs=rngs, random_init=random_trunk)
     self.head = Heads(trunks.num_features(spec.trunk), heads, use_se=spec.use_se,
                       se_ratio=spec.se_ratio, dropout=spec.dropout,
                       standardize=spec.standardize, dtype=dtype, rngs=rngs)
@@ -165,12 +166,14 @@ class ArtClassifier(nnx.Module):
   otherwise one shared trunk branches into the heads.
   """
 
-  def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs):
+  def __init__(self, spec: ModelSpec, *, rngs: nnx.Rngs, random_trunk: bool = True):
+    # random_trunk=False: placeholder trunk weights, for weights loaded next (trunks.placeholder_init).
     self.spec = spec
     if spec.submodels:
-      self.nets = nnx.Dict({task: _TrunkAndHeads(spec, ((task, n),), rngs) for task, n in spec.heads})
+      self.nets = nnx.Dict({task: _TrunkAndHeads(spec, ((task, n),), rngs, random_trunk)
+                            for task, n in spec.heads})
     else:
-      self.nets = nnx.Dict({"shared": _TrunkAndHeads(spec, spec.heads, rngs)})
+      self.nets = nnx.Dict({"shared": _TrunkAndHeads(spec, spec.heads, rngs, random_trunk)})
 
   @property
   def trunk_modules(self) -> list[nnx.Module]:

@@ -124,9 +124,11 @@ def normalize_input(pixels):
   return (jnp.asarray(pixels, jnp.float32) - 127.0) / 128.0
 
 
-def _conv(in_features, out_features, kernel, stride, dtype, rngs, groups=1):
+def _conv(in_features, out_features, kernel, stride, dtype, rngs, groups=1, kernel_init=None):
+  # kernel_init: None for nnx's random initialisation, or trunks.placeholder_init.
+  initializers = {} if kernel_init is None else {"kernel_init": kernel_init}
   return nnx.Conv(in_features, out_features, (kernel, kernel), (stride, stride), padding="SAME",
-                  feature_group_count=groups, use_bias=False, dtype=dtype, rngs=rngs,
+                  feature_group_count=groups, use_bias=False, dtype=dtype, rngs=rngs, **initializers,
                   # 1x1 convolutions get matrix-product gradients (see artclf.models.ops.conv).
                   conv_general_dilated=conv.conv_general_dilated)
 
@@ -169,16 +171,17 @@ class MBConvBlock(nnx.Module):
   """
 
   def __init__(self, in_features: int, out_features: int, kernel: int, stride: int,
-               expand_ratio: int, *, dtype, rngs: nnx.Rngs):
+               expand_ratio: int, *, dtype, rngs: nnx.Rngs, kernel_init=None):
     hidden = in_features * expand_ratio
     if expand_ratio != 1:
-      self.expand_conv = _conv(in_features, hidden, 1, 1, dtype, rngs)
+      self.expand_conv = _conv(in_features, hidden, 1, 1, dtype, rngs, kernel_init=kernel_init)
       self.expand_bn = _batch_norm(hidden, dtype, rngs)
     else:
       self.expand_conv = self.expand_bn = None
-    self.depthwise_conv = _conv(hidden, hidden, kernel, stride, dtype, rngs, groups=hidden)
+    self.depthwise_conv = _conv(hidden, hidden, kernel, stride, dtype, rngs, groups=hidden,
+                                kernel_init=kernel_init)
     self.depthwise_bn = _batch_norm(hidden, dtype, rngs)
-    self.project_conv = _conv(hidden, out_features, 1, 1, dtype, rngs)
+    self.project_conv = _conv(hidden, out_features, 1, 1, dtype, rngs, kernel_init=kernel_init)
     self.project_bn = _batch_norm(out_features, dtype, rngs)
     self.residual = stride == 1 and in_features == out_features
 
@@ -195,8 +198,9 @@ class MBConvBlock(nnx.Module):
 class HeadConv(nnx.Module):
   """The last stage: 1x1 conv to the feature width (1280), BN, ReLU6."""
 
-  def __init__(self, in_features: int, out_features: int, *, dtype, rngs: nnx.Rngs):
-    self.conv = _conv(in_features, out_features, 1, 1, dtype, rngs)
+  def __init__(self, in_features: int, out_features: int, *, dtype, rngs: nnx.Rngs,
+               kernel_init=None):
+    self.conv = _conv(in_features, out_features, 1, 1, dtype, rngs, kernel_init=kernel_init)
     self.bn = _batch_norm(out_features, dtype, rngs)
 
   def __call__(self, x, use_running_average: bool):
@@ -209,9 +213,9 @@ class EfficientNetLiteTrunk(nnx.Module):
   It makes its own input from the pixels (`normalize_input`), as the ResNet trunk does.
   """
 
-  def __init__(self, spec: LiteSpec = LITE0, *, dtype=None, rngs: nnx.Rngs):
+  def __init__(self, spec: LiteSpec = LITE0, *, dtype=None, rngs: nnx.Rngs, kernel_init=None):
     self.spec = spec
-    self.stem_conv = _conv(3, spec.stem_features, 3, 2, dtype, rngs)
+    self.stem_conv = _conv(3, spec.stem_features, 3, 2, dtype, rngs, kernel_init=kernel_init)
     self.stem_bn = _batch_norm(spec.stem_features, dtype, rngs)
     stages = []
     for group in spec.block_groups():
@@ -222,10 +226,10 @@ class EfficientNetLiteTrunk(nnx.Module):
         blocks.append(MBConvBlock(
             group.in_features if first else group.out_features, group.out_features,
             group.kernel, group.stride if first else 1, group.expand_ratio,
-            dtype=dtype, rngs=rngs))
+            dtype=dtype, rngs=rngs, kernel_init=kernel_init))
       stages.append(nnx.List(blocks))
     stages.append(nnx.List([HeadConv(group.out_features, spec.head_features,
-                                     dtype=dtype, rngs=rngs)]))
+                                     dtype=dtype, rngs=rngs, kernel_init=kernel_init)]))
     self.stages = nnx.List(stages)
 
   @property

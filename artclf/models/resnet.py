@@ -63,9 +63,11 @@ def trunk_spec(name: str) -> TrunkSpec:
   raise ValueError(f"unknown trunk {name!r}: use 'resnet50', 'tiny' or 'resnet:3,4,6,3:64'")
 
 
-def _conv(in_features, out_features, kernel, stride, padding, dtype, rngs):
+def _conv(in_features, out_features, kernel, stride, padding, dtype, rngs, kernel_init=None):
+  # kernel_init: None for nnx's random initialisation, or trunks.placeholder_init.
+  initializers = {} if kernel_init is None else {"kernel_init": kernel_init, "bias_init": kernel_init}
   return nnx.Conv(in_features, out_features, (kernel, kernel), (stride, stride),
-                  padding=padding, use_bias=True, dtype=dtype, rngs=rngs,
+                  padding=padding, use_bias=True, dtype=dtype, rngs=rngs, **initializers,
                   # 1x1 convolutions get matrix-product gradients (see artclf.models.ops.conv).
                   conv_general_dilated=conv.conv_general_dilated)
 
@@ -91,16 +93,18 @@ def _conv_batch_norm(conv_layer: nnx.Conv, bn_layer: nnx.BatchNorm, x, use_runni
 class Bottleneck(nnx.Module):
   """ResNet v1 bottleneck: 1x1 (stride) -> 3x3 -> 1x1, plus identity or projection."""
 
-  def __init__(self, in_features: int, width: int, stride: int, *, dtype, rngs: nnx.Rngs):
+  def __init__(self, in_features: int, width: int, stride: int, *, dtype, rngs: nnx.Rngs,
+               kernel_init=None):
     out_features = 4 * width
-    self.conv_a = _conv(in_features, width, 1, stride, "VALID", dtype, rngs)
+    self.conv_a = _conv(in_features, width, 1, stride, "VALID", dtype, rngs, kernel_init)
     self.bn_a = _batch_norm(width, dtype, rngs)
-    self.conv_b = _conv(width, width, 3, 1, "SAME", dtype, rngs)
+    self.conv_b = _conv(width, width, 3, 1, "SAME", dtype, rngs, kernel_init)
     self.bn_b = _batch_norm(width, dtype, rngs)
-    self.conv_c = _conv(width, out_features, 1, 1, "VALID", dtype, rngs)
+    self.conv_c = _conv(width, out_features, 1, 1, "VALID", dtype, rngs, kernel_init)
     self.bn_c = _batch_norm(out_features, dtype, rngs)
     if stride != 1 or in_features != out_features:
-      self.proj_conv = _conv(in_features, out_features, 1, stride, "VALID", dtype, rngs)
+      self.proj_conv = _conv(in_features, out_features, 1, stride, "VALID", dtype, rngs,
+                             kernel_init)
       self.proj_bn = _batch_norm(out_features, dtype, rngs)
     else:
       self.proj_conv = self.proj_bn = None
@@ -122,10 +126,10 @@ def caffe_input(pixels) -> jnp.ndarray:
 class ResNetTrunk(nnx.Module):
   """ResNet v1 feature extractor: RGB pixels [B, H, W, 3] in [0, 255] -> [B, H/32, W/32, C]."""
 
-  def __init__(self, spec: TrunkSpec = RESNET50, *, dtype=None, rngs: nnx.Rngs):
+  def __init__(self, spec: TrunkSpec = RESNET50, *, dtype=None, rngs: nnx.Rngs, kernel_init=None):
     self.spec = spec
     stem_features = spec.width
-    self.stem_conv = _conv(3, stem_features, 7, 2, "VALID", dtype, rngs)
+    self.stem_conv = _conv(3, stem_features, 7, 2, "VALID", dtype, rngs, kernel_init)
     self.stem_bn = _batch_norm(stem_features, dtype, rngs)
     stages = []
     in_features = stem_features
@@ -136,7 +140,8 @@ class ResNetTrunk(nnx.Module):
         # Stage 2 keeps the resolution (the max-pool already halved it); later stages
         # downsample in their first block.
         stride = 2 if (block_index == 0 and stage_index > 0) else 1
-        blocks.append(Bottleneck(in_features, width, stride, dtype=dtype, rngs=rngs))
+        blocks.append(Bottleneck(in_features, width, stride, dtype=dtype, rngs=rngs,
+                                 kernel_init=kernel_init))
         in_features = 4 * width
       stages.append(nnx.List(blocks))
     self.stages = nnx.List(stages)

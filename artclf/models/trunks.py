@@ -15,6 +15,7 @@ stage 0 (so `trainable: last:N` and the feature cache work the same for all), an
 
 from __future__ import annotations
 
+import numpy as np
 from flax import nnx
 
 from artclf.models import efficientnet_lite, resnet
@@ -26,18 +27,31 @@ def is_lite(name: str) -> bool:
   return name in efficientnet_lite.LITE_SPECS
 
 
-def build_trunk(name: str, *, dtype=None, rngs: nnx.Rngs) -> nnx.Module:
-  """The trunk called `name`, randomly initialised."""
+def placeholder_init(key, shape, dtype=np.float32):
+  """Zero convolution weights, for a trunk whose weights are loaded next.
+
+  Random initialisation compiles one XLA program per weight shape: 8 s of the main job for
+  the ResNet50, whose every weight the ImageNet ones then replace. The key is still drawn,
+  so the heads built after the trunk get the same random weights either way.
+  """
+  del key
+  return np.zeros(shape, dtype)
+
+
+def build_trunk(name: str, *, dtype=None, rngs: nnx.Rngs, random_init: bool = True) -> nnx.Module:
+  """The trunk called `name`, randomly initialised, or with placeholder (zero) convolution
+  weights if not random_init: for `load_imagenet_weights` to fill."""
+  kernel_init = None if random_init else placeholder_init
   if is_lite(name):
     return efficientnet_lite.EfficientNetLiteTrunk(efficientnet_lite.lite_spec(name), dtype=dtype,
-                                                   rngs=rngs)
+                                                   rngs=rngs, kernel_init=kernel_init)
   try:
     spec = resnet.trunk_spec(name)
   except ValueError:
     raise ValueError(f"unknown trunk {name!r}: use resnet50, efficientnet_lite0, "
                      "efficientnet_lite2, or for tests tiny, efficientnet_lite_tiny or "
                      "resnet:3,4,6,3:64") from None
-  return resnet.ResNetTrunk(spec, dtype=dtype, rngs=rngs)
+  return resnet.ResNetTrunk(spec, dtype=dtype, rngs=rngs, kernel_init=kernel_init)
 
 
 def num_features(name: str) -> int:

@@ -135,10 +135,12 @@ class TrainedModel:
         for task in self.scheme.tasks}
 
 
-def build_model(config, scheme: scheme_lib.LabelScheme, seed: int = 0) -> model_lib.ArtClassifier:
-  """The run's network, randomly initialised (weights are restored or loaded after)."""
+def build_model(config, scheme: scheme_lib.LabelScheme, seed: int = 0,
+                random_trunk: bool = True) -> model_lib.ArtClassifier:
+  """The run's network, randomly initialised (weights are restored or loaded after); with
+  placeholder trunk weights if not random_trunk (see trunks.placeholder_init)."""
   spec = model_lib.ModelSpec.from_config(config.model, scheme.heads)
-  return model_lib.ArtClassifier(spec, rngs=nnx.Rngs(seed))
+  return model_lib.ArtClassifier(spec, rngs=nnx.Rngs(seed), random_trunk=random_trunk)
 
 
 def restore_best_into(model: model_lib.ArtClassifier, workdir: pathlib.Path, mesh) -> dict:

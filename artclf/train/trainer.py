@@ -56,8 +56,9 @@ class TrainingDiverged(RuntimeError):
 def build_model(config, scheme: scheme_lib.LabelScheme, seed: int = 0,
                 load_weights: bool = True) -> model_lib.ArtClassifier:
   """The run's network, with the trunk's ImageNet weights if config.model.pretrained."""
-  model = trained_lib.build_model(config, scheme, seed)
-  if load_weights and config.model.pretrained:
+  pretrained = load_weights and config.model.pretrained
+  model = trained_lib.build_model(config, scheme, seed, random_trunk=not pretrained)
+  if pretrained:
     trunks.load_imagenet_weights(model.trunk_modules, config.model.trunk,
                                  config.weights_dir or None, config.weights_tarball or None)
   return model

@@ -81,3 +81,20 @@ def test_the_classifier_gets_the_imagenet_lite_trunk(name):
   reference = efficientnet_imagenet.load_imagenet_classifier(name).trunk
   pixels = jnp.asarray(np.random.default_rng(0).integers(0, 256, (1, 96, 96, 3)), jnp.uint8)
   np.testing.assert_allclose(model.nets["shared"].trunk(pixels), reference(pixels), atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet50", "efficientnet_lite0"])
+def test_a_placeholder_trunk_filled_with_imagenet_weights_is_the_random_one_filled(name):
+  # The trainer builds the trunk with placeholder weights when it loads ImageNet's next:
+  # every trunk weight must then be ImageNet's, and the heads as random as before.
+  config = tiny.get_config()
+  config.model.update(trunk=name, standardize=True, use_se=False, pretrained=True)
+  placeholder = trainer.build_model(config, scheme_lib.DEFAULT, seed=3)
+  random = trained_model.build_model(config, scheme_lib.DEFAULT, seed=3)
+  trunks.load_imagenet_weights(random.trunk_modules, name)
+  got, want = (nnx.to_flat_state(nnx.state(m)) for m in (placeholder, random))
+  assert [path for path, _ in got] == [path for path, _ in want]
+  for (path, value), (_, expected) in zip(got, want):
+    np.testing.assert_array_equal(np.asarray(value[...]), np.asarray(expected[...]), err_msg=str(path))
+  assert np.abs(np.asarray(placeholder.nets["shared"].head.heads["period"].kernel[...])).max() > 0
