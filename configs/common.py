@@ -68,7 +68,16 @@ def base_config() -> ml_collections.ConfigDict:
       # Crop letterbox/pillarbox bars of one flat colour before every view (artclf.data.borders):
       # a line is a bar within bar_tolerance grey levels; bars narrower than bar_min_width px
       # stay; at least bar_min_content of each side is kept.
-      crop_bars=False, bar_tolerance=12, bar_min_width=2, bar_min_content=0.2))
+      crop_bars=False, bar_tolerance=12, bar_min_width=2, bar_min_content=0.2,
+      # Augmentations that erase the source's way of photographing (artclf.data.source_erasing),
+      # each the probability that a training view gets it (0: off): the backdrop (pixels
+      # within backdrop_tolerance of the outer ring's colour) blended towards a random colour;
+      # a white-balance shift up to +-temperature; bars of a random colour up to
+      # bars_max_fraction of the side; down-and-up sampling by downsample_factor; a JPEG
+      # round trip at jpeg_quality.
+      backdrop_probability=0.0, backdrop_tolerance=24, temperature=0.0, bars_probability=0.0,
+      bars_max_fraction=0.2, downsample_probability=0.0, downsample_factor=(2.0, 4.0),
+      jpeg_probability=0.0, jpeg_quality=(20, 80)))
 
   config.model = ml_collections.ConfigDict(dict(
       trunk="resnet50", use_se=True, se_ratio=16, dropout=0.2, submodels=False,
@@ -135,5 +144,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.selection_window = 1
   config.log_every_steps = 20
   config.checkpoint_every_steps = 500
+  # A checkpoint (and the best model, if it changed) is written every N epochs and at the end
+  # of each phase; a resume starts from the last one and retraces the epochs after it.
+  config.checkpoint_every_epochs = 1
   config.keep_checkpoints = 2
   return config

@@ -24,7 +24,9 @@ Training view, all in one pass over the pixels:
   3. brightness and contrast jitter as one 256-entry lookup table (still uint8),
      then saturation jitter and random greyscale (colour cues such as a museum's
      lighting and backgrounds say little about an object, see configs/common.py);
-  4. only then float32 and caffe normalisation (the pipeline does this per batch).
+  4. the augmentations that erase the source (artclf.data.source_erasing: backdrop
+     colour, white balance, painted bars, resolution, JPEG quality), if switched on;
+  5. only then float32 and caffe normalisation (the pipeline does this per batch).
 Pixels that the crop or rotation brings in from outside the picture get
 `fill_rgb`, by default the ImageNet mean, which caffe normalisation maps to ~0.
 
@@ -42,7 +44,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from artclf.data import borders, images
+from artclf.data import borders, images, source_erasing
 
 # ImageNet mean in RGB: zero after caffe normalisation.
 IMAGENET_MEAN_RGB = (124, 116, 104)
@@ -79,6 +81,17 @@ class AugmentConfig:
   # and the probability of a greyscale view.
   saturation: float = 0.0
   grayscale_probability: float = 0.0
+  # Augmentations that erase the source's way of photographing (artclf.data.source_erasing),
+  # each with the probability of a view getting it; 0 switches each off.
+  backdrop_probability: float = 0.0   # backdrop blended towards a random colour
+  backdrop_tolerance: int = 24        # grey levels from the outer ring's colour
+  temperature: float = 0.0            # white balance: red x (1 + t), blue x (1 - t), |t| <= this
+  bars_probability: float = 0.0       # letterbox or pillarbox bars of a random colour
+  bars_max_fraction: float = 0.2      # each bar's width, up to this fraction of the side
+  downsample_probability: float = 0.0  # down by a factor from downsample_factor, and back up
+  downsample_factor: tuple[float, float] = (2.0, 4.0)
+  jpeg_probability: float = 0.0       # re-encoded at a JPEG quality from jpeg_quality
+  jpeg_quality: tuple[int, int] = (20, 80)
   fill_rgb: tuple[int, int, int] = IMAGENET_MEAN_RGB
   # How the affine view is resampled: 'bilinear' (Pillow's BILINEAR affine), or
   # 'supersample': nearest-neighbour at twice the output size, then a 2x2 box
@@ -95,6 +108,13 @@ class AugmentConfig:
   bar_tolerance: int = 12
   bar_min_width: int = 2
   bar_min_content: float = 0.2
+
+  @property
+  def augments(self) -> bool:
+    """Whether training views differ from the evaluation view."""
+    return (self.random_crop or self.horizontal_flip or self.max_rotation_deg > 0
+            or self.brightness > 0 or self.contrast > 0 or self.saturation > 0
+            or self.grayscale_probability > 0 or source_erasing.enabled(self))
 
   @property
   def eval_resize_size(self) -> int:
@@ -119,7 +139,7 @@ def from_config(settings) -> AugmentConfig:
   """
   fields = {f.name for f in dataclasses.fields(AugmentConfig)}
   values = {k: v for k, v in dict(settings).items() if k in fields}
-  for key in ("crop_area", "crop_aspect"):
+  for key in ("crop_area", "crop_aspect", "downsample_factor", "jpeg_quality"):
     if key in values:
       values[key] = tuple(values[key])
   values["resize_size"] = values.get("resize_size") or None
@@ -188,6 +208,7 @@ def train_view(image_bytes: bytes, config: AugmentConfig, rng: np.random.Generat
   elif params["saturation"] != 1.0:
     # Blends with the view's own greyscale (Pillow's ImageEnhance.Color).
     image = Image.blend(image.convert("L").convert("RGB"), image, params["saturation"])
+  image = source_erasing.apply(image, params["erasing"], config)
   return np.asarray(image, dtype=np.uint8)
 
 
@@ -201,6 +222,7 @@ def sample_view_params(config: AugmentConfig, rng: np.random.Generator,
   # Draws added later come last, so that older configs keep their exact views.
   (area_u, aspect_u, cx_u, cy_u, angle_u, flip_u, bright_u, contrast_u, saturation_u,
    grayscale_u) = rng.random(10)
+  erasing = source_erasing.draw(config, rng.random(source_erasing.NUM_DRAWS))
   short = min(width, height)
   if config.random_crop:
     area = config.crop_area[0] + area_u * (config.crop_area[1] - config.crop_area[0])
@@ -224,6 +246,7 @@ def sample_view_params(config: AugmentConfig, rng: np.random.Generator,
       "contrast": 1.0 + config.contrast * (2 * contrast_u - 1),
       "saturation": 1.0 + config.saturation * (2 * saturation_u - 1),
       "grayscale": bool(grayscale_u < config.grayscale_probability),
+      "erasing": erasing,
   }
 
 

@@ -242,7 +242,9 @@ def pretrained_imagenet_state(directory: str | os.PathLike | None = None,
   tensors = read_tfjs_tensors(package / "ResNet50")
   if len(tensors) != NUM_TENSORS:
     raise WeightsError(f"expected {NUM_TENSORS} tensors in the package, found {len(tensors)}")
-  target = resnet.ImageNetClassifier(rngs=nnx.Rngs(0))
+  # Abstract: import_keras_weights sets every variable from the package (each tensor used
+  # once), so a random initialisation would only cost time (8 s of compiling on a CPU).
+  target = nnx.eval_shape(lambda: resnet.ImageNetClassifier(rngs=nnx.Rngs(0)))
   import_keras_weights(target, tensors)
   state = nnx.state(target)
   pure = nnx.to_pure_dict(state)

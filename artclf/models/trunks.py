@@ -61,18 +61,28 @@ def num_features(name: str) -> int:
   return resnet.trunk_spec(name).num_features
 
 
-def load_imagenet_weights(trunks: list, name: str, weights_dir=None, tarball=None) -> None:
-  """Copies the ImageNet weights of trunk `name` into each of `trunks` (in place).
+def imagenet_trunk_state(name: str, weights_dir=None, tarball=None) -> nnx.State:
+  """The ImageNet weights of trunk `name`, read (and on first use imported) from their package.
 
   Raises `imagenet.WeightsError` for a trunk without ImageNet weights.
   """
   from artclf.models import efficientnet_imagenet, imagenet  # pylint: disable=import-outside-toplevel
   if name == "resnet50":
-    state = imagenet.pretrained_imagenet_state(weights_dir, tarball)["trunk"]
-  elif name in LITE_PRETRAINED:
-    state = efficientnet_imagenet.pretrained_trunk_state(name, weights_dir)
-  else:
-    raise imagenet.WeightsError(f"the {name} trunk has no ImageNet weights: use resnet50, "
-                                f"{' or '.join(LITE_PRETRAINED)}, or model.pretrained=False")
+    return imagenet.pretrained_imagenet_state(weights_dir, tarball)["trunk"]
+  if name in LITE_PRETRAINED:
+    return efficientnet_imagenet.pretrained_trunk_state(name, weights_dir)
+  raise imagenet.WeightsError(f"the {name} trunk has no ImageNet weights: use resnet50, "
+                              f"{' or '.join(LITE_PRETRAINED)}, or model.pretrained=False")
+
+
+def load_imagenet_weights(trunks: list, name: str, weights_dir=None, tarball=None,
+                          state: nnx.State | None = None) -> None:
+  """Copies the ImageNet weights of trunk `name` (`state`, if already read) into each of
+  `trunks` (in place).
+
+  Raises `imagenet.WeightsError` for a trunk without ImageNet weights.
+  """
+  if state is None:
+    state = imagenet_trunk_state(name, weights_dir, tarball)
   for trunk in trunks:
     nnx.update(trunk, state)

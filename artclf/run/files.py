@@ -30,7 +30,7 @@ FAMILIARITY_FILE = "familiarity.npz"
 
 # Settings a run may change when it is resumed: they do not change what it computes.
 FREE_TO_CHANGE = (
-    "log_every_steps", "checkpoint_every_steps", "keep_checkpoints",
+    "log_every_steps", "checkpoint_every_steps", "checkpoint_every_epochs", "keep_checkpoints",
     "data.worker_count", "data.read_threads", "feature_cache.dir", "weights_dir",
     "weights_tarball",
     # Refitted after training whenever they change (artclf.eval.familiarity).

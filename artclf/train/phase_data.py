@@ -209,7 +209,7 @@ class CachedData(PhaseData):
   def __init__(self, config, plan: PhasePlan, model: model_lib.ArtClassifier,
                scheme: scheme_lib.LabelScheme, train: dataset.LabelledSplit,
                val: dataset.LabelledSplit, mesh, local_batch_size: int):
-    augmenting = _augmenting(transforms.from_config(config.data.augment))
+    augmenting = transforms.from_config(config.data.augment).augments
     train_views = list(range(config.feature_cache.num_views)) if augmenting else [None]
     cached = FrozenFeatures(config, plan, model, mesh, local_batch_size)
     train_cache = cached(train, train_views, cached.train_dtype)
@@ -251,11 +251,6 @@ class CachedData(PhaseData):
 def _rows_of(cache: dict[str, np.ndarray], rows: np.ndarray) -> dict:
   """Inputs of rows `rows` of view 0 of a feature cache, in float32."""
   return {"features": {name: np.asarray(f[0, rows], np.float32) for name, f in cache.items()}}
-
-
-def _augmenting(aug: transforms.AugmentConfig) -> bool:
-  return (aug.random_crop or aug.horizontal_flip or aug.max_rotation_deg > 0 or aug.brightness > 0
-          or aug.contrast > 0 or aug.saturation > 0 or aug.grayscale_probability > 0)
 
 
 def make_phase_data(config, plan: PhasePlan, model, scheme: scheme_lib.LabelScheme,

@@ -4,7 +4,8 @@
   with timings.part("caching"):
     ...                       # a part inside another counts once: the outer one loses it
 
-The parts a run reports: dataset (build and open), weights (model and ImageNet weights),
+The parts a run reports: dataset (build and open), weights (the model, and what is left of
+reading the ImageNet weights, which a thread begins during the dataset part),
 caching (the frozen stages' outputs), heads (the training steps and validation),
 calibration+familiarity (the fits at the end).
 """

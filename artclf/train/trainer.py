@@ -12,6 +12,7 @@ code on its own block of each batch.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
@@ -22,6 +23,7 @@ import pathlib
 import time
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -54,14 +56,26 @@ class TrainingDiverged(RuntimeError):
 
 
 def build_model(config, scheme: scheme_lib.LabelScheme, seed: int = 0,
-                load_weights: bool = True) -> model_lib.ArtClassifier:
-  """The run's network, with the trunk's ImageNet weights if config.model.pretrained."""
+                load_weights: bool = True,
+                imagenet_state: concurrent.futures.Future | None = None) -> model_lib.ArtClassifier:
+  """The run's network, with the trunk's ImageNet weights if config.model.pretrained (from
+  `imagenet_state`, read_imagenet_weights' future, if given)."""
   pretrained = load_weights and config.model.pretrained
   model = trained_lib.build_model(config, scheme, seed, random_trunk=not pretrained)
   if pretrained:
     trunks.load_imagenet_weights(model.trunk_modules, config.model.trunk,
-                                 config.weights_dir or None, config.weights_tarball or None)
+                                 config.weights_dir or None, config.weights_tarball or None,
+                                 imagenet_state.result() if imagenet_state else None)
   return model
+
+
+def read_imagenet_weights(config, pool: concurrent.futures.Executor) -> concurrent.futures.Future | None:
+  """The trunk's ImageNet weights, read in `pool` (while the dataset is built, say), or None
+  if the run does not use them. A WeightsError comes from the future's result()."""
+  if not config.model.pretrained:
+    return None
+  return pool.submit(trunks.imagenet_trunk_state, config.model.trunk, config.weights_dir or None,
+                     config.weights_tarball or None)
 
 
 def class_weights_from(train: dataset.LabelledSplit, scheme: scheme_lib.LabelScheme,
@@ -100,6 +114,9 @@ class _Run:
   data_digest: str  # of the train and val records: a resume must train on the same data
   timings: timings_lib.Timings
   frozen_digest: str = ""  # of the phase's frozen parameters, which checkpoints leave out
+  # (global step, state, meta) of a best model not yet written: it is written with the next
+  # checkpoint, so a resume from that checkpoint never misses it.
+  pending_best: tuple | None = None
 
   @property
   def steps_per_epoch(self) -> int:
@@ -120,6 +137,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     # Everything that can refuse the run comes before the first write to the workdir.
     mesh = make_mesh()
     _check_settings(config, mesh)
+    # The ImageNet weights are read in a thread while the dataset is built and opened.
+    weights_reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="weights")
+    imagenet_state = read_imagenet_weights(config, weights_reader)
+    weights_reader.shutdown(wait=False)
     with timings.part("dataset"):
       data_dir = dataset.ensure_built(config.data)
       config, scheme, train, val = open_data(config, data_dir)
@@ -130,8 +151,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     logging.info("Tasks: %s", "; ".join(f"{t} ({', '.join(c)})" for t, c in scheme.classes.items()))
     class_weights = class_weights_from(train, scheme, config.loss)
     task_weights_from(scheme, config.loss)  # refuses a weight for a task the run lacks
-    with timings.part("weights"):
-      model = build_model(config, scheme, config.seed)
+    with timings.part("weights"):  # what is left of reading them, and building the model
+      model = build_model(config, scheme, config.seed, imagenet_state=imagenet_state)
     phases = phase_data.plan_phases(config, model.num_stages, jax.default_backend(),
                                     model.pooled_stage)
     data_digest = _data_digest(train, val)
@@ -393,6 +414,9 @@ def _restore_latest(context: _Run, state) -> tuple[steps.TrainState, dict]:
 
 
 def _save(context: _Run, plan, run: RunState, state, data: phase_data.PhaseData) -> None:
+  if context.pending_best is not None:
+    context.checkpoints.save_best(*context.pending_best)
+    context.pending_best = None
   # Without the frozen parameters (the whole trunk in the main job: ~100 MB each epoch).
   context.checkpoints.save(run.global_step, state.replace(frozen={}),
                            {**_checkpoint_meta(context, plan, run),
@@ -433,15 +457,19 @@ def _end_of_epoch(context: _Run, plan, run: RunState, state, eval_fn, data) -> b
     run.best_metric, run.best_step, run.epochs_since_best = value, run.global_step, 0
     model = context.model
     nnx.update(model, steps.model_params(state), state.frozen, steps.model_batch_stats(state))
-    best_state = nnx.to_pure_dict(nnx.state(model))
-    context.checkpoints.save_best(run.global_step, best_state, {
+    # A copy: the train step donates the state's buffers, and the best is written later.
+    best_state = jax.tree.map(jnp.copy, nnx.to_pure_dict(nnx.state(model)))
+    context.pending_best = (run.global_step, best_state, {
         **_checkpoint_meta(context, plan, run), "val_report": flat_report(report),
         "params_digest": run_checkpoint.params_digest(best_state)})
   else:
     run.epochs_since_best += 1
   patience = plan.config.early_stopping_patience
   run.stopped_early = bool(patience) and run.epochs_since_best >= patience
-  _save(context, plan, run, state, data)
+  phase_epoch = run.phase_step // context.steps_per_epoch
+  if (run.stopped_early or phase_epoch % config.checkpoint_every_epochs == 0
+      or phase_epoch == plan.config.epochs):
+    _save(context, plan, run, state, data)
   if run.stopped_early:
     logging.info("Early stopping: no better %s for %d epochs", config.selection_metric, patience)
   return run.stopped_early
