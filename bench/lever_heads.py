@@ -24,14 +24,37 @@ SCHEME = scheme_lib.DEFAULT
 SPLITS = ("train", "val", "test")
 
 
+# Years where each culture's middle and late periods begin (the shared set's README).
+PERIOD_BOUNDARIES = {"egyptian": (-2030, -1070), "greek": (-480, -323), "roman": (-27, 235)}
+
+# The source-erasing augmentations of the 'erase' lever (artclf.data.source_erasing), with
+# greyscale; the view's geometry stays that of the evaluation view, as in cpu_quick.
+ERASING = dict(backdrop_probability=0.5, temperature=0.15, bars_probability=0.5,
+               downsample_probability=0.3, jpeg_probability=0.5, grayscale_probability=0.2)
+
+
 def parse_lever(name: str) -> dict:
-  """'std+bars+adv=3' -> {'bars': True, 'std': True, 'balanced': False, 'adv': 3.0}."""
-  settings = {"bars": False, "std": False, "balanced": False, "adv": None}
+  """'std+bars+adv=3' -> {'bars': True, 'std': True, 'balanced': False, 'adv': 3.0, ...}.
+
+  'erase' trains on augmented views (ERASING) only, as the trainer does with augmentations
+  on; 'erasemix' on the evaluation view and the augmented views in turn. Period levers:
+  'ordinal' adds the squared earth mover's distance between the predicted and true
+  cumulative period distributions (early < middle < late) to the loss; 'percult' gives
+  period one head per culture, read through the predicted culture; 'date' regresses the
+  midpoint year (where known) and reads period from it through the predicted culture's
+  boundaries (PERIOD_BOUNDARIES).
+  """
+  settings = {"bars": False, "std": False, "balanced": False, "adv": None, "erase": None,
+              "period": None}
   for part in name.split("+"):
     if part == "base":
       continue
     if part.startswith("adv="):
       settings["adv"] = float(part[4:])
+    elif part in ("erase", "erasemix"):
+      settings["erase"] = part
+    elif part in ("ordinal", "percult", "date"):
+      settings["period"] = part
     elif part in ("bars", "std", "balanced"):
       settings[part] = True
     else:
@@ -39,26 +62,45 @@ def parse_lever(name: str) -> dict:
   return settings
 
 
-def load_banks(data_dir, config, crop_bars: bool) -> dict:
-  """{split: {'x': [N, D], 'labels': {task: [N]}, 'museum': [N]}} of evaluation views."""
+def load_banks(data_dir, config, crop_bars: bool, erase: str | None = None,
+               erase_views: int = 4) -> dict:
+  """{split: {'x': [N, D], 'labels': {task: [N]}, 'museum': [N]}} of evaluation views; the
+  train split also has 'views' [V, N, D]: the views the heads train on, epoch e on view e % V."""
   augment = {**dict(config.data.augment), "crop_bars": crop_bars}
   banks = {}
   for split in SPLITS:
     bank = feature_bank.pooled(data_dir, split, augment=augment)
     banks[split] = {"x": bank["features"][0], "labels": bank["labels"],
-                    "museum": np.asarray(bank["metadata"]["museum"])}
+                    "museum": np.asarray(bank["metadata"]["museum"]),
+                    "year": _midpoint_years(bank["metadata"])}
+  train = banks["train"]
+  train["views"] = train["x"][None]
+  if erase:
+    erased = feature_bank.pooled(data_dir, "train", views=list(range(erase_views)),
+                                 augment={**augment, **ERASING})["features"]
+    train["views"] = erased if erase == "erase" else np.concatenate([train["views"], erased])
   return banks
 
 
+def _midpoint_years(metadata: dict) -> np.ndarray:
+  """(begin + end) / 2 per record, nan where either is unknown."""
+  return np.array([np.nan if b is None or e is None else (float(b) + float(e)) / 2
+                   for b, e in zip(metadata["begin_year"], metadata["end_year"])], np.float32)
+
+
 def _rows(bank: dict, keep: np.ndarray) -> dict:
-  return {"x": bank["x"][keep], "labels": {t: v[keep] for t, v in bank["labels"].items()},
-          "museum": bank["museum"][keep]}
+  rows = {"x": bank["x"][keep], "labels": {t: v[keep] for t, v in bank["labels"].items()},
+          "museum": bank["museum"][keep], "year": bank["year"][keep]}
+  if "views" in bank:
+    rows["views"] = bank["views"][:, keep]
+  return rows
 
 
 def _concat(banks: list[dict]) -> dict:
   return {"x": np.concatenate([b["x"] for b in banks]),
           "labels": {t: np.concatenate([b["labels"][t] for b in banks]) for t in SCHEME.tasks},
-          "museum": np.concatenate([b["museum"] for b in banks])}
+          "museum": np.concatenate([b["museum"] for b in banks]),
+          "year": np.concatenate([b["year"] for b in banks])}
 
 
 def balanced_accuracy(labels: np.ndarray, logits: np.ndarray) -> float:
@@ -92,20 +134,60 @@ def init_params(dim: int, settings: dict, museums: list[str], hidden: int, seed:
         for c in range(SCHEME.num_classes("culture"))}
   params["head"] = {t: {"kernel": lecun(next(keys), (width, SCHEME.num_classes(t))),
                         "bias": jnp.zeros(SCHEME.num_classes(t))} for t in SCHEME.tasks}
+  if settings["period"] == "percult":
+    params["period_by_culture"] = [
+        {"kernel": lecun(next(keys), (width, SCHEME.num_classes("period"))),
+         "bias": jnp.zeros(SCHEME.num_classes("period"))}
+        for _ in range(SCHEME.num_classes("culture"))]
+  if settings["period"] == "date":
+    params["date"] = {"kernel": lecun(next(keys), (width, 1)), "bias": jnp.zeros(1)}
   return params
 
 
-def make_forward(mean: np.ndarray, scale: np.ndarray):
+def make_forward(mean: np.ndarray, scale: np.ndarray, year_mean: float = 0.0,
+                 year_scale: float = 1.0):
   def hidden(params, x):
     x = (x - mean) / scale
     if "map" in params:
       x = x @ params["map"]["kernel"] + params["map"]["bias"]
     return x
 
+  def logits_of(params, z, culture=None):
+    """Each task's logits; period through `culture` (the predicted one where unknown)."""
+    logits = {t: z @ params["head"][t]["kernel"] + params["head"][t]["bias"] for t in SCHEME.tasks}
+    predicted = jnp.argmax(logits["culture"], axis=-1)
+    culture = predicted if culture is None else jnp.where(culture >= 0, culture, predicted)
+    if "period_by_culture" in params:
+      every = jnp.stack([z @ h["kernel"] + h["bias"] for h in params["period_by_culture"]])
+      logits["period"] = jnp.take_along_axis(every, culture[None, :, None], axis=0)[0]
+    if "date" in params:
+      year = (z @ params["date"]["kernel"] + params["date"]["bias"])[:, 0]
+      logits["year"] = year
+      bounds = jnp.asarray([PERIOD_BOUNDARIES[c] for c in SCHEME.classes["culture"]], jnp.float32)
+      years = year * year_scale + year_mean
+      period = jnp.sum(years[:, None] >= bounds[predicted], axis=-1)
+      logits["period_from_date"] = jax.nn.one_hot(period, SCHEME.num_classes("period"))
+    return logits
+
   def forward(params, x):
-    z = hidden(params, x)
-    return {t: z @ params["head"][t]["kernel"] + params["head"][t]["bias"] for t in SCHEME.tasks}
-  return hidden, jax.jit(forward)
+    logits = logits_of(params, hidden(params, x))
+    if "period_from_date" in logits:
+      logits["period"] = logits.pop("period_from_date")
+    logits.pop("year", None)
+    return logits
+  return hidden, logits_of, jax.jit(forward)
+
+
+def ordinal_loss(logits, labels, class_weights):
+  """Squared earth mover's distance between the cumulative predicted and true period
+  distributions, class-weighted, over rows with a period."""
+  known = labels >= 0
+  probs = jax.nn.softmax(logits, axis=-1)
+  cumulative = jnp.cumsum(probs, axis=-1)[:, :-1]
+  truth = (jnp.maximum(labels, 0)[:, None] <= jnp.arange(logits.shape[-1] - 1)).astype(jnp.float32)
+  weights = known * (class_weights[jnp.maximum(labels, 0)] if class_weights is not None else 1.0)
+  per_row = jnp.sum(jnp.square(cumulative - truth), axis=-1)
+  return jnp.sum(per_row * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
 def adversary_loss(params, z, culture, museum, strength: float):
@@ -125,11 +207,17 @@ def fit(train: dict, val: dict, config, settings: dict, seed: int, hidden: int):
   """(params, forward) of the heads, selected on val as the trainer selects."""
   museums = sorted(set(train["museum"]))
   museum_ids = np.searchsorted(museums, train["museum"]).astype(np.int32)
+  views = train.get("views", train["x"][None])
   if settings["std"]:
-    mean, scale = train["x"].mean(0), np.maximum(train["x"].std(0), 1e-3)
+    every_view = views.reshape(-1, views.shape[-1])
+    mean, scale = every_view.mean(0), np.maximum(every_view.std(0), 1e-3)
   else:
     mean, scale = np.zeros(train["x"].shape[1], np.float32), np.ones(train["x"].shape[1], np.float32)
-  hidden_fn, forward = make_forward(jnp.asarray(mean), jnp.asarray(scale))
+  known_years = train["year"][np.isfinite(train["year"])]
+  year_mean, year_scale = (float(known_years.mean()), float(max(known_years.std(), 1.0))) \
+      if len(known_years) else (0.0, 1.0)
+  hidden_fn, logits_of, forward = make_forward(jnp.asarray(mean), jnp.asarray(scale),
+                                               year_mean, year_scale)
   counts = balance.class_counts(train["labels"], SCHEME)
   class_weights = {t: jnp.asarray(balance.class_weights(counts[t], power=config.loss.class_weight_power))
                    for t in SCHEME.tasks} if config.loss.class_weights else None
@@ -144,14 +232,24 @@ def fit(train: dict, val: dict, config, settings: dict, seed: int, hidden: int):
   strength = settings["adv"] or 0.0
 
   @jax.jit
-  def step(params, opt_state, x, labels, museum):
+  def step(params, opt_state, x, labels, museum, year):
     def loss_fn(params):
       z = hidden_fn(params, x)
-      logits = {t: z @ params["head"][t]["kernel"] + params["head"][t]["bias"] for t in SCHEME.tasks}
+      logits = logits_of(params, z, labels["culture"])
+      year_hat = logits.pop("year", None)
+      logits.pop("period_from_date", None)
       loss, _ = losses.total_loss(logits, labels, task_weights, class_weights,
                                   config.loss.label_smoothing)
+      if settings["period"] == "ordinal":
+        loss = loss + ordinal_loss(logits["period"], labels["period"],
+                                   class_weights["period"] if class_weights else None)
+      if year_hat is not None:
+        known = jnp.isfinite(year)
+        target = jnp.where(known, (year - year_mean) / year_scale, 0.0)
+        loss = loss + jnp.sum(jnp.square(year_hat - target) * known) / jnp.maximum(jnp.sum(known), 1)
+      extra_heads = params.get("period_by_culture", []) + ([params["date"]] if "date" in params else [])
       loss = loss + config.loss.head_l2 * sum(jnp.sum(jnp.square(h["kernel"]))
-                                              for h in params["head"].values())
+                                              for h in [*params["head"].values(), *extra_heads])
       if "adversary" in params:
         loss = loss + adversary_loss(params, z, labels["culture"], museum, strength)
       return loss
@@ -162,14 +260,15 @@ def fit(train: dict, val: dict, config, settings: dict, seed: int, hidden: int):
   rng = np.random.default_rng(seed)
   weights = _sampling_weights(train) if settings["balanced"] else None
   history, snapshots = [], []
-  for _ in range(phase.epochs):
+  for epoch in range(phase.epochs):
     order = (rng.choice(len(train["x"]), len(train["x"]), p=weights) if weights is not None
              else rng.permutation(len(train["x"])))
+    x = views[epoch % len(views)]
     for i in range(steps_per_epoch):
       rows = order[i * batch_size:(i + 1) * batch_size]
-      params, opt_state = step(params, opt_state, jnp.asarray(train["x"][rows]),
+      params, opt_state = step(params, opt_state, jnp.asarray(x[rows]),
                                {t: jnp.asarray(v[rows]) for t, v in train["labels"].items()},
-                               jnp.asarray(museum_ids[rows]))
+                               jnp.asarray(museum_ids[rows]), jnp.asarray(train["year"][rows]))
     history.append(scores(params, forward, val)["mean"])
     snapshots.append(params)
   window = config.selection_window
@@ -224,12 +323,14 @@ def one_line(result: dict) -> str:
 def markdown(results: dict, holdouts, seeds: int) -> str:
   """One row per lever: held-out mean, each source's mean and culture, test and val means."""
   head = (["lever", "held-out mean"] + [f"{m} mean / culture" for m in holdouts] +
-          ["test mean", "test period", "val mean"])
+          ["held-out period", "test mean", "test period", "val mean", "val period"])
   lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
   pct = lambda s: f"{100 * s['mean']:.1f}"
   for lever, r in results.items():
     cells = [lever, f"{pct(r['held_out_mean'])} ± {100 * r['held_out_mean']['std']:.1f}"]
     cells += [f"{pct(r['folds'][m]['mean'])} / {pct(r['folds'][m]['culture'])}" for m in holdouts]
-    cells += [pct(r["test"]["mean"]), pct(r["test"]["period"]), pct(r["val"]["mean"])]
+    held_out_period = np.mean([r["folds"][m]["period"]["mean"] for m in holdouts])
+    cells += [f"{100 * held_out_period:.1f}", pct(r["test"]["mean"]), pct(r["test"]["period"]),
+              pct(r["val"]["mean"]), pct(r["val"]["period"])]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + f"\n\n(means over {seeds} seed(s); ± is the spread over seeds)\n"

@@ -17,6 +17,10 @@ held-out museum, without that museum's train and val rows, and scored on all its
   adv=L       a learned linear map (2048 -> `hidden`) before the heads, and one museum head
               per culture on it through gradient reversal of strength L (adv=0: the map
               alone, the control)
+  erase       train on --erase_views views with the source-erasing augmentations
+              (lever_heads.ERASING: backdrop colour, white balance, bars, down-up sampling,
+              JPEG quality, greyscale), one per epoch in turn, as the trainer does
+  erasemix    the same, with the evaluation view among the views
 
 A lever name joins them with '+': 'std+bars+adv=3'. The numbers are this harness's (a
 stand-in for `artclf.crossval`, which recomputes the trunk for every fold); compare levers
@@ -40,6 +44,8 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of the heads' initia
 _HOLDOUTS = flags.DEFINE_list("holdouts", ["aic", "cle", "getty", "met"], "Museums held out in turn.")
 _HIDDEN = flags.DEFINE_integer("hidden", 256, "Width of the learned map of the adv levers.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data", "Built dataset folder.")
+_ERASE_VIEWS = flags.DEFINE_integer("erase_views", 4, "Augmented views per training image of "
+                                    "the erase levers.")
 _OUT = flags.DEFINE_string("out", "", "Write the per-source table (markdown) and a .json here.")
 
 
@@ -53,10 +59,12 @@ def main(argv) -> int:
   results = {}
   for lever in _LEVERS.value:
     settings = lever_heads.parse_lever(lever)
-    if settings["bars"] not in banks:
-      banks[settings["bars"]] = lever_heads.load_banks(_DATA_DIR.value, config, settings["bars"])
+    bank_key = (settings["bars"], settings["erase"])
+    if bank_key not in banks:
+      banks[bank_key] = lever_heads.load_banks(_DATA_DIR.value, config, *bank_key,
+                                               erase_views=_ERASE_VIEWS.value)
     start = time.time()
-    runs = [lever_heads.loso(banks[settings["bars"]], config, settings, int(seed),
+    runs = [lever_heads.loso(banks[bank_key], config, settings, int(seed),
                              _HOLDOUTS.value, _HIDDEN.value) for seed in _SEEDS.value]
     results[lever] = lever_heads.summarise(runs)
     print(f"{lever}: {lever_heads.one_line(results[lever])}  ({time.time() - start:.0f} s)",
