@@ -1,4 +1,4 @@
-"""The README's main job: a real model on the shared set in about 5 minutes on a 2-core CPU.
+"""The README's main job: a real model on the shared set in about 2 minutes on a 2-core CPU.
 
   python -m artclf.train --config=configs/cpu_quick.py --workdir=checkpoints/cpu_quick
 
@@ -14,12 +14,14 @@ letterbox bars cropped and the pooled features standardised before the heads, 56
 balanced accuracy on the held-out museum against 49.7% without (val 78.3% against 74.2%).
 The run logs its time split at the end (also in train_summary.json).
 Measured from a fresh clone on a quiet 2-core Intel Xeon (Sapphire Rapids class, AMX):
-2 min 03 s of training wall time (the log's split: dataset 1.8 s, weights 8.2 s, caching
-the 1,611 train and val images at 22 images/s 72.4 s, heads 31.8 s, calibration and
-familiarity from the cached vectors 5.0 s), then 20 s for
-`python -m artclf.evaluate --split=test`. Before issue 26 (familiarity re-ran the trunk,
-checkpoints held the trunk): 4 min 18 s on the quiet 2-core AMD EPYC; side by side under the
-same load on the Xeon, 36 min 02 s against 17 min 34 s after.
+1 min 48 s of training wall time (the log's split: dataset 4.3 s, with the ImageNet weights
+read in a thread meanwhile; weights 1.1 s; caching the 1,611 train and val images 78.9 s;
+heads 16.0 s; calibration and familiarity from the cached vectors 5.2 s), then 23 s for
+`python -m artclf.evaluate --split=test`. Before (same machine, same figures): 2 min 02 s,
+of which the trunk's random initialisation, overwritten by the ImageNet weights, took 8 s
+and a checkpoint with the best model after every epoch of the heads 24 s. Before issue 26
+(familiarity re-ran the trunk, checkpoints held the trunk): 4 min 18 s on the quiet 2-core
+AMD EPYC.
 """
 
 from configs import common
