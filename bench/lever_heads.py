@@ -36,6 +36,10 @@ ERASING = dict(backdrop_probability=0.5, temperature=0.15, bars_probability=0.5,
 def parse_lever(name: str) -> dict:
   """'std+bars+adv=3' -> {'bars': True, 'std': True, 'balanced': False, 'adv': 3.0, ...}.
 
+  Feature levers: 'sqrt' (signed square root of each feature) or 'l2' (each vector scaled
+  to unit length) before the standardisation; 'droppc=K' projects out the K leading principal
+  directions of the standardised training features (where style often lies); 'l2reg=X'
+  replaces config.loss.head_l2.
   'erase' trains on augmented views (ERASING) only, as the trainer does with augmentations
   on; 'erasemix' on the evaluation view and the augmented views in turn. Period levers:
   'ordinal' adds the squared earth mover's distance between the predicted and true
@@ -45,7 +49,7 @@ def parse_lever(name: str) -> dict:
   boundaries (PERIOD_BOUNDARIES).
   """
   settings = {"bars": False, "std": False, "balanced": False, "adv": None, "erase": None,
-              "period": None}
+              "period": None, "norm": None, "l2reg": None, "droppc": 0}
   for part in name.split("+"):
     if part == "base":
       continue
@@ -55,6 +59,12 @@ def parse_lever(name: str) -> dict:
       settings["erase"] = part
     elif part in ("ordinal", "percult", "date"):
       settings["period"] = part
+    elif part in ("sqrt", "l2"):
+      settings["norm"] = part
+    elif part.startswith("l2reg="):
+      settings["l2reg"] = float(part[6:])
+    elif part.startswith("droppc="):
+      settings["droppc"] = int(part[7:])
     elif part in ("bars", "std", "balanced"):
       settings[part] = True
     else:
@@ -144,10 +154,29 @@ def init_params(dim: int, settings: dict, museums: list[str], hidden: int, seed:
   return params
 
 
+def normalise(x: np.ndarray, norm: str | None) -> np.ndarray:
+  """The 'sqrt' or 'l2' feature lever (None: x unchanged)."""
+  if norm == "sqrt":
+    return np.sign(x) * np.sqrt(np.abs(x))
+  if norm == "l2":
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-6)
+  return x
+
+
+def with_normalised_features(banks: dict, norm: str | None) -> dict:
+  """The banks with the 'sqrt' or 'l2' lever applied to every feature vector."""
+  if norm is None:
+    return banks
+  return {split: {**bank, **{key: normalise(bank[key], norm) for key in ("x", "views") if key in bank}}
+          for split, bank in banks.items()}
+
+
 def make_forward(mean: np.ndarray, scale: np.ndarray, year_mean: float = 0.0,
-                 year_scale: float = 1.0):
+                 year_scale: float = 1.0, projection=None):
   def hidden(params, x):
     x = (x - mean) / scale
+    if projection is not None:
+      x = x @ projection
     if "map" in params:
       x = x @ params["map"]["kernel"] + params["map"]["bias"]
     return x
@@ -216,8 +245,15 @@ def fit(train: dict, val: dict, config, settings: dict, seed: int, hidden: int):
   known_years = train["year"][np.isfinite(train["year"])]
   year_mean, year_scale = (float(known_years.mean()), float(max(known_years.std(), 1.0))) \
       if len(known_years) else (0.0, 1.0)
+  projection = None
+  if settings["droppc"]:
+    centred = (views.reshape(-1, views.shape[-1]) - mean) / scale
+    directions = np.linalg.svd(centred[::max(1, len(centred) // 4000)], full_matrices=False)[2]
+    leading = directions[:settings["droppc"]]
+    projection = jnp.asarray(np.eye(len(mean), dtype=np.float32) - leading.T @ leading)
   hidden_fn, logits_of, forward = make_forward(jnp.asarray(mean), jnp.asarray(scale),
-                                               year_mean, year_scale)
+                                               year_mean, year_scale, projection)
+  head_l2 = config.loss.head_l2 if settings["l2reg"] is None else settings["l2reg"]
   counts = balance.class_counts(train["labels"], SCHEME)
   class_weights = {t: jnp.asarray(balance.class_weights(counts[t], power=config.loss.class_weight_power))
                    for t in SCHEME.tasks} if config.loss.class_weights else None
@@ -248,7 +284,7 @@ def fit(train: dict, val: dict, config, settings: dict, seed: int, hidden: int):
         target = jnp.where(known, (year - year_mean) / year_scale, 0.0)
         loss = loss + jnp.sum(jnp.square(year_hat - target) * known) / jnp.maximum(jnp.sum(known), 1)
       extra_heads = params.get("period_by_culture", []) + ([params["date"]] if "date" in params else [])
-      loss = loss + config.loss.head_l2 * sum(jnp.sum(jnp.square(h["kernel"]))
+      loss = loss + head_l2 * sum(jnp.sum(jnp.square(h["kernel"]))
                                               for h in [*params["head"].values(), *extra_heads])
       if "adversary" in params:
         loss = loss + adversary_loss(params, z, labels["culture"], museum, strength)

@@ -17,6 +17,9 @@ held-out museum, without that museum's train and val rows, and scored on all its
   adv=L       a learned linear map (2048 -> `hidden`) before the heads, and one museum head
               per culture on it through gradient reversal of strength L (adv=0: the map
               alone, the control)
+  sqrt, l2    signed square root, or unit length, of each feature vector first
+  droppc=K    the K leading principal directions of the standardised features projected out
+  l2reg=X     the heads' L2 penalty X instead of the config's head_l2
   erase       train on --erase_views views with the source-erasing augmentations
               (lever_heads.ERASING: backdrop colour, white balance, bars, down-up sampling,
               JPEG quality, greyscale), one per epoch in turn, as the trainer does
@@ -64,7 +67,8 @@ def main(argv) -> int:
       banks[bank_key] = lever_heads.load_banks(_DATA_DIR.value, config, *bank_key,
                                                erase_views=_ERASE_VIEWS.value)
     start = time.time()
-    runs = [lever_heads.loso(banks[bank_key], config, settings, int(seed),
+    lever_banks = lever_heads.with_normalised_features(banks[bank_key], settings["norm"])
+    runs = [lever_heads.loso(lever_banks, config, settings, int(seed),
                              _HOLDOUTS.value, _HIDDEN.value) for seed in _SEEDS.value]
     results[lever] = lever_heads.summarise(runs)
     print(f"{lever}: {lever_heads.one_line(results[lever])}  ({time.time() - start:.0f} s)",
