@@ -86,6 +86,8 @@ def base_config() -> ml_collections.ConfigDict:
       # and standard deviation (non-trained statistics, set before the first phase); needs
       # use_se=False.
       standardize=False,
+      # Scale each pooled vector to unit length before the heads (and the standardisation).
+      unit_length=False,
       # Load the Keras ImageNet weights into the trunk(s).
       pretrained=True))
   config.weights_dir = ""      # '' = $ARTCLF_PRETRAINED_DIR or checkpoints/pretrained
@@ -99,7 +101,10 @@ def base_config() -> ml_collections.ConfigDict:
       # head_l2 x the squared norm of the kernels above the trunk (SE block and heads) joins
       # the loss: a logistic regression's penalty, which frozen features on a thousand
       # images need.
-      head_l2=0.0))
+      head_l2=0.0,
+      # {task: weight}: tasks whose classes are ordered (as listed), whose loss adds weight x
+      # the squared earth mover's distance between predicted and true class distributions.
+      ordinal_weights={}))
 
   # weight_decay applies with name='adamw' only (decoupled weight decay).
   config.optimizer = ml_collections.ConfigDict(dict(

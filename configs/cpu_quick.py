@@ -36,6 +36,10 @@ def get_config():
   # cropped, the pooled features standardised before the heads.
   config.data.augment.crop_bars = True
   config.model.standardize = True
+  # Chosen by leave-one-museum-out and validation together (docs/source_levers.md): each
+  # pooled vector scaled to unit length, and period's loss told that early < middle < late.
+  config.model.unit_length = True
+  config.loss.ordinal_weights = dict(period=1.0)
   config.feature_cache.enabled = "always"
   config.model.use_se = False
   config.model.dropout = 0.0

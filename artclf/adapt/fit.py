@@ -85,7 +85,8 @@ def train_heads(model: model_lib.ArtClassifier, rows: Rows, scheme: scheme_lib.L
       task_weights=trainer.task_weights_from(scheme, run_config.loss),
       class_weights=trainer.class_weights_from(labelled, scheme, run_config.loss),
       label_smoothing=run_config.loss.label_smoothing, start_stage=start_stage,
-      frozen_below=start_stage, head_l2=run_config.loss.head_l2)
+      frozen_below=start_stage, head_l2=run_config.loss.head_l2,
+      ordinal_weights=trainer.ordinal_weights_from(scheme, run_config.loss))
   for epoch in range(settings.epochs):
     order = np.random.default_rng([settings.seed, epoch]).permutation(len(rows))
     losses = []

@@ -41,16 +41,23 @@ def average_pool(feature_map):
   return jnp.mean(feature_map.astype(jnp.float32), axis=(1, 2))
 
 
+def unit_vectors(pooled):
+  """Each row scaled to unit length: a photograph's overall feature energy (exposure,
+  texture, how much of the frame the object fills) leaves the heads' input."""
+  return pooled / jnp.maximum(jnp.linalg.norm(pooled, axis=-1, keepdims=True), 1e-6)
+
+
 class Heads(nnx.Module):
   """The part above the trunk: SE block (optional), pooling, dropout, one linear head per task."""
 
   def __init__(self, features: int, heads: Sequence[tuple[str, int]], *, use_se: bool,
-               se_ratio: int, dropout: float, standardize: bool = False, dtype=None,
-               rngs: nnx.Rngs):
+               se_ratio: int, dropout: float, standardize: bool = False,
+               unit_length: bool = False, dtype=None, rngs: nnx.Rngs):
     if standardize and use_se:
       raise ValueError("model.standardize=True needs model.use_se=False: the statistics are "
                        "those of fixed pooled features, which an SE block would change")
     self.tasks = tuple(task for task, _ in heads)
+    self.unit_length = unit_length
     # Statistics, not parameters: set from the training features, never trained.
     self.feature_mean = nnx.BatchStat(jnp.zeros(features)) if standardize else None
     self.feature_scale = nnx.BatchStat(jnp.ones(features)) if standardize else None
@@ -76,6 +83,8 @@ class Heads(nnx.Module):
     return self.logits_of_pooled(pooled)
 
   def logits_of_pooled(self, pooled):
+    if self.unit_length:
+      pooled = unit_vectors(pooled)
     if self.feature_mean is not None:
       pooled = (pooled - self.feature_mean[...]) / self.feature_scale[...]
     return {task: self.heads[task](pooled) for task in self.tasks}
@@ -83,6 +92,8 @@ class Heads(nnx.Module):
   def set_feature_statistics(self, pooled: jax.Array, min_scale: float = 1e-3) -> None:
     """Standardisation from pooled training vectors [N, features] (scale at least min_scale)."""
     pooled = jnp.asarray(pooled, jnp.float32)
+    if self.unit_length:
+      pooled = unit_vectors(pooled)
     self.feature_mean[...] = jnp.mean(pooled, axis=0)
     self.feature_scale[...] = jnp.maximum(jnp.std(pooled, axis=0), min_scale)
 
@@ -98,6 +109,8 @@ class ModelSpec:
   dropout: float = 0.0
   # Standardise the pooled features before the heads (needs use_se=False).
   standardize: bool = False
+  # Scale each pooled vector to unit length before the heads (and the standardisation).
+  unit_length: bool = False
   submodels: bool = False
   # Keep the trunk's BatchNorm on its moving statistics even while training: small
   # fine-tuning batches give noisy batch statistics that would spoil the ImageNet ones.
@@ -126,7 +139,8 @@ class _TrunkAndHeads(nnx.Module):
     self.trunk = trunks.build_trunk(spec.trunk, dtype=dtype, rngs=rngs, random_init=random_trunk)
     self.head = Heads(trunks.num_features(spec.trunk), heads, use_se=spec.use_se,
                       se_ratio=spec.se_ratio, dropout=spec.dropout,
-                      standardize=spec.standardize, dtype=dtype, rngs=rngs)
+                      standardize=spec.standardize, unit_length=spec.unit_length, dtype=dtype,
+                      rngs=rngs)
 
   @property
   def pooled_stage(self) -> int:

@@ -43,18 +43,44 @@ def masked_cross_entropy(logits: jax.Array, targets: jax.Array,
   return jnp.sum(per_row * row_weight) / jnp.maximum(jnp.sum(row_weight), 1e-12)
 
 
+def masked_ordinal_loss(logits: jax.Array, targets: jax.Array,
+                        class_weights: jax.Array | None = None,
+                        example_weights: jax.Array | None = None) -> jax.Array:
+  """Squared earth mover's distance between the predicted and true class distributions of
+  an ordered task (classes in order, such as early < middle < late), weighted and masked
+  as `masked_cross_entropy`: calling 'late' 'early' costs more than calling it 'middle'."""
+  num_classes = logits.shape[-1]
+  known = targets != UNKNOWN
+  safe_targets = jnp.where(known, targets, 0)
+  cumulative = jnp.cumsum(jax.nn.softmax(logits.astype(jnp.float32), axis=-1), axis=-1)[:, :-1]
+  true_cumulative = (safe_targets[:, None] <= jnp.arange(num_classes - 1)).astype(jnp.float32)
+  per_row = jnp.sum(jnp.square(cumulative - true_cumulative), axis=-1)
+  row_weight = known.astype(jnp.float32)
+  if class_weights is not None:
+    row_weight = row_weight * jnp.asarray(class_weights, jnp.float32)[safe_targets]
+  if example_weights is not None:
+    row_weight = row_weight * example_weights.astype(jnp.float32)
+  return jnp.sum(per_row * row_weight) / jnp.maximum(jnp.sum(row_weight), 1e-12)
+
+
 def total_loss(logits: Mapping[str, jax.Array], batch: Mapping[str, jax.Array],
                task_weights: Mapping[str, float],
                class_weights: Mapping[str, jax.Array] | None = None,
-               label_smoothing: float = 0.0) -> tuple[jax.Array, dict[str, jax.Array]]:
+               label_smoothing: float = 0.0,
+               ordinal_weights: Mapping[str, float] | None = None,
+               ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """sum over tasks (task_weights' keys) of task_weight * head loss; returns (total,
-  {'<task>_loss': ...}). A batch's 'example_weight' [B], if given, weighs its rows."""
+  {'<task>_loss': ...}). A batch's 'example_weight' [B], if given, weighs its rows. A task
+  in `ordinal_weights` adds that weight x its `masked_ordinal_loss` to its head loss."""
   per_task = {}
   total = jnp.zeros((), jnp.float32)
   for task in task_weights:
     weights = None if class_weights is None else class_weights[task]
     loss = masked_cross_entropy(logits[task], batch[task], weights, label_smoothing,
                                 batch.get("example_weight"))
+    if ordinal_weights and ordinal_weights.get(task):
+      loss = loss + ordinal_weights[task] * masked_ordinal_loss(
+          logits[task], batch[task], weights, batch.get("example_weight"))
     per_task[f"{task}_loss"] = loss
     total = total + task_weights[task] * loss
   return total, per_task

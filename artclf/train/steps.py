@@ -108,14 +108,16 @@ def train_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.Gra
                class_weights: Mapping[str, jax.Array] | None,
                label_smoothing: float, start_stage: int, frozen_below: int = 0,
                ema_decay: float = 0.0, ema_warmup: float = 10.0,
-               head_l2: float = 0.0) -> tuple[TrainState, dict]:
+               head_l2: float = 0.0,
+               ordinal_weights: Mapping[str, float] | None = None) -> tuple[TrainState, dict]:
   """One optimiser step on one (global) batch: state in, state and metrics out.
 
   `start_stage` is where the network starts (0: from images; above: from cached
   features); stages below `frozen_below` are frozen, BatchNorm statistics included.
   A non-finite loss leaves the state unchanged and is reported in metrics['nonfinite'],
   so a checkpoint never holds NaN parameters. `head_l2` adds head_l2 x the squared norm
-  of the SE block's and the heads' kernels to the loss (a logistic regression's penalty).
+  of the SE block's and the heads' kernels to the loss (a logistic regression's penalty);
+  `ordinal_weights` weigh the ordered tasks' earth mover's distance (losses.total_loss).
   """
   dropout_key = jax.random.fold_in(state.rng, state.step)
 
@@ -125,7 +127,7 @@ def train_step(state: TrainState, batch: Mapping[str, Any], *, graphdef: nnx.Gra
     model = nnx.merge(graphdef, trainable, state.frozen, state.batch_stats, copy=True)
     logits = _training_forward(model, batch, start_stage, dropout_key, frozen_below)
     loss, per_task = losses.total_loss(logits, batch, task_weights, class_weights,
-                                       label_smoothing)
+                                       label_smoothing, ordinal_weights)
     if head_l2:
       loss = loss + head_l2 * losses.head_kernel_norm(trainable)
     return loss, (per_task, logits, nnx.state(model, nnx.BatchStat))

@@ -98,6 +98,16 @@ def task_weights_from(scheme: scheme_lib.LabelScheme, loss_config) -> dict[str, 
   return {task: float(given.get(task, 1.0)) for task in scheme.tasks}
 
 
+def ordinal_weights_from(scheme: scheme_lib.LabelScheme, loss_config) -> dict[str, float]:
+  """config.loss.ordinal_weights: {ordered task: weight}; a task the run lacks is refused."""
+  given = {task: float(w) for task, w in dict(loss_config.get("ordinal_weights") or {}).items()}
+  unknown = sorted(set(given) - set(scheme.tasks))
+  if unknown:
+    raise ValueError(f"config.loss.ordinal_weights names {', '.join(unknown)}, which the run's "
+                     f"tasks ({','.join(scheme.tasks)}) do not have")
+  return given
+
+
 @dataclasses.dataclass
 class _Run:
   """What every phase of one run shares."""
@@ -151,6 +161,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     logging.info("Tasks: %s", "; ".join(f"{t} ({', '.join(c)})" for t, c in scheme.classes.items()))
     class_weights = class_weights_from(train, scheme, config.loss)
     task_weights_from(scheme, config.loss)  # refuses a weight for a task the run lacks
+    ordinal_weights_from(scheme, config.loss)
     with timings.part("weights"):  # what is left of reading them, and building the model
       model = build_model(config, scheme, config.seed, imagenet_state=imagenet_state)
     phases = phase_data.plan_phases(config, model.num_stages, jax.default_backend(),
@@ -369,7 +380,8 @@ def _run_phase(context: _Run, plan: phase_data.PhasePlan, run: RunState) -> phas
       class_weights=context.class_weights,
       label_smoothing=config.loss.label_smoothing, start_stage=plan.start_stage,
       frozen_below=plan.first_trainable, ema_decay=phase_config.ema_decay,
-      ema_warmup=phase_config.ema_warmup, head_l2=config.loss.head_l2)
+      ema_warmup=phase_config.ema_warmup, head_l2=config.loss.head_l2,
+      ordinal_weights=ordinal_weights_from(context.scheme, config.loss))
   eval_fn = steps.jit_eval_step(context.mesh, graphdef=graphdef, start_stage=plan.start_stage)
   log = _StepLog(context, plan, run, steps_per_epoch)
   for phase_step in range(run.phase_step, total_steps):

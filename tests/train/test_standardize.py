@@ -77,3 +77,22 @@ def test_training_sets_the_statistics_from_the_training_features(synthetic_data_
     assert np.abs(means[cache]).max() > 0
     assert not np.allclose(np.asarray(head.feature_scale[...]), 1.0)
   np.testing.assert_allclose(means["always"], means["never"], rtol=1e-3, atol=1e-4)
+
+
+def test_unit_length_vectors_make_the_heads_blind_to_a_vector_s_scale():
+  model = model_lib.ArtClassifier(_spec(standardize=True, unit_length=True), rngs=nnx.Rngs(0))
+  head = model.nets["shared"].head
+  features = head.heads["culture"].in_features
+  rng = np.random.default_rng(1)
+  training = np.abs(rng.normal(2.0, 1.0, (40, features))).astype(np.float32)
+  model.set_feature_statistics({"shared": training})
+  units = training / np.linalg.norm(training, axis=1, keepdims=True)
+  np.testing.assert_allclose(head.feature_mean[...], units.mean(0), atol=1e-5)
+  pooled = jnp.asarray(training[:3])
+  for task in scheme_lib.DEFAULT.tasks:
+    np.testing.assert_allclose(head.logits_of_pooled(pooled)[task],
+                               head.logits_of_pooled(7.0 * pooled)[task], rtol=1e-4, atol=1e-4)
+  plain = model_lib.ArtClassifier(_spec(standardize=True), rngs=nnx.Rngs(0)).nets["shared"].head
+  plain.feature_mean[...], plain.feature_scale[...] = head.feature_mean[...], head.feature_scale[...]
+  assert not np.allclose(plain.logits_of_pooled(7.0 * pooled)["culture"],
+                         head.logits_of_pooled(7.0 * pooled)["culture"], atol=1e-3)

@@ -117,6 +117,32 @@ def test_class_weights_weight_rows_by_their_class():
   np.testing.assert_allclose(weighted, (per_row[0] + 3 * per_row[1]) / 4, rtol=1e-6)
 
 
+def test_the_ordinal_loss_costs_more_the_further_the_wrong_class():
+  confident = lambda c: jnp.full((1, 3), -20.0).at[0, c].set(20.0)
+  late = jnp.asarray([2])
+  costs = [float(losses.masked_ordinal_loss(confident(c), late)) for c in range(3)]
+  assert costs[2] == pytest.approx(0.0, abs=1e-6)
+  assert costs[1] == pytest.approx(1.0, abs=1e-4) and costs[0] == pytest.approx(2.0, abs=1e-4)
+  # Unknown rows do not count; the task's weight in ordinal_weights adds it to its loss.
+  logits = jnp.concatenate([confident(0), confident(1)])
+  targets = jnp.asarray([2, scheme_lib.UNKNOWN])
+  assert float(losses.masked_ordinal_loss(logits, targets)) == pytest.approx(2.0, abs=1e-4)
+  batch = {"period": targets}
+  plain, _ = losses.total_loss({"period": logits}, batch, {"period": 1.0})
+  ordinal, _ = losses.total_loss({"period": logits}, batch, {"period": 1.0},
+                                 ordinal_weights={"period": 0.5})
+  assert float(ordinal - plain) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_ordinal_weights_for_a_task_the_run_lacks_are_refused():
+  config = tiny.get_config()
+  config.loss.ordinal_weights = {"dynasty": 1.0}
+  with pytest.raises(ValueError, match="ordinal_weights names dynasty"):
+    trainer.ordinal_weights_from(scheme_lib.DEFAULT, config.loss)
+  config.loss.ordinal_weights = {"period": 2}
+  assert trainer.ordinal_weights_from(scheme_lib.DEFAULT, config.loss) == {"period": 2.0}
+
+
 def test_trainable_filters_pick_stages():
   assert optimizer_lib.first_trainable_stage("heads", 5) == 5
   assert optimizer_lib.first_trainable_stage("last:2", 5) == 3
