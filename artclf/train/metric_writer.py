@@ -40,7 +40,10 @@ class MetricWriter:
         from tensorboardX import SummaryWriter  # Optional: JSONL is the record of truth.
         # purge_step hides events logged after the checkpoint we resume from.
         purge = None if resume_step is None else resume_step + 1
-        self._tensorboard = SummaryWriter(str(workdir / "tensorboard"), purge_step=purge)
+        # A deep queue: its writer thread stops at a failed write (a full disk), and then
+        # each event waits for a place in the queue; `write` notices the stop before then.
+        self._tensorboard = SummaryWriter(str(workdir / "tensorboard"), purge_step=purge,
+                                          max_queue=1000)
       except ImportError:
         logging.warning("tensorboardX not installed: no TensorBoard event files")
 
@@ -52,6 +55,10 @@ class MetricWriter:
       return
     self._jsonl.write(json.dumps(record) + "\n")
     self._jsonl.flush()
+    if self._tensorboard is not None and not self._tensorboard_alive():
+      logging.warning("TensorBoard's event writer stopped (a write failed: a full disk?); "
+                      "metrics go to metrics.jsonl only from here")
+      self._tensorboard = None  # not closed: closing waits on the stopped writer
     if self._tensorboard is not None:
       for key, value in record.items():
         if key in ("step", "time", "epoch") or not isinstance(value, (int, float)):
@@ -60,10 +67,17 @@ class MetricWriter:
           continue
         self._tensorboard.add_scalar(f"{prefix}{key}", value, int(step))
 
+  def _tensorboard_alive(self) -> bool:
+    """Whether tensorboardX's writer thread still runs. It stops at a failed write (a full
+    disk), and adding events would then block for ever once its queue is full."""
+    event_writer = getattr(self._tensorboard.file_writer, "event_writer", None)
+    worker = getattr(event_writer, "_worker", None)
+    return worker is None or worker.is_alive()
+
   def close(self) -> None:
     if self._jsonl is not None:
       self._jsonl.close()
-    if self._tensorboard is not None:
+    if self._tensorboard is not None and self._tensorboard_alive():
       self._tensorboard.close()
 
 
