@@ -15,10 +15,11 @@ the heads, and an ordinal loss for period: 56.9% mean balanced accuracy on the h
 museum against 49.7% without any of them (val 79.1% against 74.2%); artclf.crossval 56.1%.
 The run logs its time split at the end (also in train_summary.json).
 Measured from a fresh clone on a quiet 2-core Intel Xeon (Sapphire Rapids class, AMX):
-1 min 48 s of training wall time (the log's split: dataset 4.3 s, with the ImageNet weights
-read in a thread meanwhile; weights 1.1 s; caching the 1,611 train and val images 78.9 s;
-heads 16.0 s; calibration and familiarity from the cached vectors 5.2 s), then 23 s for
-`python -m artclf.evaluate --split=test`. Before (same machine, same figures): 2 min 02 s,
+1 min 50 s of training wall time (the log's split: dataset 5.3 s, with the ImageNet weights
+read in a thread meanwhile; weights 1.2 s; caching the 1,611 train and val images 76.6 s;
+heads 18.1 s; calibration and familiarity from the cached vectors 5.3 s), then 21 s for
+`python -m artclf.evaluate --split=test`. Before issue 26's last items (same machine, the
+recipe without unit length and ordinal loss, whose figures they left unchanged): 2 min 02 s,
 of which the trunk's random initialisation, overwritten by the ImageNet weights, took 8 s
 and a checkpoint with the best model after every epoch of the heads 24 s. Before issue 26
 (familiarity re-ran the trunk, checkpoints held the trunk): 4 min 18 s on the quiet 2-core
