@@ -16,4 +16,8 @@ def get_config():
   config.model.submodels = True
   config.model.use_se = True  # the study's submodels each have an SE block
   config.model.standardize = False  # its statistics are of fixed pooled vectors; SE gates vary
+  # The study's heads: plain cross-entropy on the SE-gated vectors, as before issue 25's
+  # unit-length vectors and ordinal period loss (chosen for cpu_quick's frozen features).
+  config.model.unit_length = False
+  config.loss.ordinal_weights = {}
   return config
