@@ -207,18 +207,6 @@ def make_forward(mean: np.ndarray, scale: np.ndarray, year_mean: float = 0.0,
   return hidden, logits_of, jax.jit(forward)
 
 
-def ordinal_loss(logits, labels, class_weights):
-  """Squared earth mover's distance between the cumulative predicted and true period
-  distributions, class-weighted, over rows with a period."""
-  known = labels >= 0
-  probs = jax.nn.softmax(logits, axis=-1)
-  cumulative = jnp.cumsum(probs, axis=-1)[:, :-1]
-  truth = (jnp.maximum(labels, 0)[:, None] <= jnp.arange(logits.shape[-1] - 1)).astype(jnp.float32)
-  weights = known * (class_weights[jnp.maximum(labels, 0)] if class_weights is not None else 1.0)
-  per_row = jnp.sum(jnp.square(cumulative - truth), axis=-1)
-  return jnp.sum(per_row * weights) / jnp.maximum(jnp.sum(weights), 1.0)
-
-
 def adversary_loss(params, z, culture, museum, strength: float):
   """Museum cross-entropy of the per-culture museum heads, through gradient reversal on z."""
   reversed_z = jax.lax.stop_gradient(z) * (1 + strength) - strength * z  # value z, gradient -L
@@ -254,6 +242,8 @@ def fit(train: dict, val: dict, config, settings: dict, seed: int, hidden: int):
   hidden_fn, logits_of, forward = make_forward(jnp.asarray(mean), jnp.asarray(scale),
                                                year_mean, year_scale, projection)
   head_l2 = config.loss.head_l2 if settings["l2reg"] is None else settings["l2reg"]
+  # The levers alone decide, whatever cpu_quick itself sets.
+  ordinal_weights = {"period": 1.0} if settings["period"] == "ordinal" else None
   counts = balance.class_counts(train["labels"], SCHEME)
   class_weights = {t: jnp.asarray(balance.class_weights(counts[t], power=config.loss.class_weight_power))
                    for t in SCHEME.tasks} if config.loss.class_weights else None
@@ -275,10 +265,7 @@ def fit(train: dict, val: dict, config, settings: dict, seed: int, hidden: int):
       year_hat = logits.pop("year", None)
       logits.pop("period_from_date", None)
       loss, _ = losses.total_loss(logits, labels, task_weights, class_weights,
-                                  config.loss.label_smoothing)
-      if settings["period"] == "ordinal":
-        loss = loss + ordinal_loss(logits["period"], labels["period"],
-                                   class_weights["period"] if class_weights else None)
+                                  config.loss.label_smoothing, ordinal_weights)
       if year_hat is not None:
         known = jnp.isfinite(year)
         target = jnp.where(known, (year - year_mean) / year_scale, 0.0)

@@ -28,19 +28,12 @@ def masked_cross_entropy(logits: jax.Array, targets: jax.Array,
   rows' weights (an adapted run's own photos, `artclf.adapt`). A batch without known
   targets gives 0.
   """
-  num_classes = logits.shape[-1]
-  known = targets != UNKNOWN
-  safe_targets = jnp.where(known, targets, 0)
-  one_hot = jax.nn.one_hot(safe_targets, num_classes, dtype=jnp.float32)
+  safe_targets, row_weight = _known_rows(targets, class_weights, example_weights)
+  one_hot = jax.nn.one_hot(safe_targets, logits.shape[-1], dtype=jnp.float32)
   if label_smoothing:
     one_hot = optax.smooth_labels(one_hot, label_smoothing)
   per_row = optax.softmax_cross_entropy(logits.astype(jnp.float32), one_hot)
-  row_weight = known.astype(jnp.float32)
-  if class_weights is not None:
-    row_weight = row_weight * jnp.asarray(class_weights, jnp.float32)[safe_targets]
-  if example_weights is not None:
-    row_weight = row_weight * example_weights.astype(jnp.float32)
-  return jnp.sum(per_row * row_weight) / jnp.maximum(jnp.sum(row_weight), 1e-12)
+  return _weighted_mean(per_row, row_weight)
 
 
 def masked_ordinal_loss(logits: jax.Array, targets: jax.Array,
@@ -49,17 +42,28 @@ def masked_ordinal_loss(logits: jax.Array, targets: jax.Array,
   """Squared earth mover's distance between the predicted and true class distributions of
   an ordered task (classes in order, such as early < middle < late), weighted and masked
   as `masked_cross_entropy`: calling 'late' 'early' costs more than calling it 'middle'."""
-  num_classes = logits.shape[-1]
+  safe_targets, row_weight = _known_rows(targets, class_weights, example_weights)
+  cumulative = jnp.cumsum(jax.nn.softmax(logits.astype(jnp.float32), axis=-1), axis=-1)[:, :-1]
+  true_cumulative = (safe_targets[:, None] <= jnp.arange(logits.shape[-1] - 1)).astype(jnp.float32)
+  per_row = jnp.sum(jnp.square(cumulative - true_cumulative), axis=-1)
+  return _weighted_mean(per_row, row_weight)
+
+
+def _known_rows(targets: jax.Array, class_weights: jax.Array | None,
+                example_weights: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+  """(targets with UNKNOWN as 0, each row's weight: 0 if unknown, else its class's weight
+  times its example weight)."""
   known = targets != UNKNOWN
   safe_targets = jnp.where(known, targets, 0)
-  cumulative = jnp.cumsum(jax.nn.softmax(logits.astype(jnp.float32), axis=-1), axis=-1)[:, :-1]
-  true_cumulative = (safe_targets[:, None] <= jnp.arange(num_classes - 1)).astype(jnp.float32)
-  per_row = jnp.sum(jnp.square(cumulative - true_cumulative), axis=-1)
   row_weight = known.astype(jnp.float32)
   if class_weights is not None:
     row_weight = row_weight * jnp.asarray(class_weights, jnp.float32)[safe_targets]
   if example_weights is not None:
     row_weight = row_weight * example_weights.astype(jnp.float32)
+  return safe_targets, row_weight
+
+
+def _weighted_mean(per_row: jax.Array, row_weight: jax.Array) -> jax.Array:
   return jnp.sum(per_row * row_weight) / jnp.maximum(jnp.sum(row_weight), 1e-12)
 
 
